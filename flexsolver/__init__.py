@@ -1,0 +1,42 @@
+"""flexsolver: a flexible convolutional solver for fast style transfers (Puy & Pérez, CVPR 2019).
+
+The public API, importable from ``flexsolver`` itself:
+
+* VGG-19 and the loss: :func:`load_vgg19`, :func:`vgg_features`, :func:`style_grams`,
+  :func:`gram`, :func:`content_loss`, :func:`style_loss`, :func:`mix_grams`, :func:`tv`,
+  :func:`alpha`, :func:`ltv`;
+* the slow reference: :func:`gatys`;
+* the learned solver: :func:`init_params`, :func:`solve`;
+* proximal operators: :func:`compose`, :data:`identity`, :func:`clip`.
+"""
+
+from flexsolver import images
+from flexsolver.gatys import gatys
+from flexsolver.losses import (
+    alpha,
+    content_loss,
+    gram,
+    ltv,
+    mix_grams,
+    style_grams,
+    style_loss,
+    tv,
+)
+from flexsolver.network import init_params, param_count
+from flexsolver.prox import clip, compose, identity
+from flexsolver.solver import solve
+from flexsolver.vgg import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    VGG19,
+    WeightsError,
+    load_vgg19,
+    vgg_features,
+)
+
+__all__ = [
+    "CONTENT_LAYER", "STYLE_LAYERS", "VGG19", "WeightsError",
+    "alpha", "clip", "compose", "content_loss", "gatys", "gram", "identity", "init_params",
+    "load_vgg19", "ltv", "mix_grams", "param_count", "solve", "style_grams", "style_loss", "tv",
+    "vgg_features",
+]  # fmt: skip
