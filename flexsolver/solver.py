@@ -9,8 +9,6 @@ compiled program.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 
@@ -41,8 +39,13 @@ def default_style_weights() -> dict[str, float]:
     return {name: 1.0 for name in STYLE_LAYERS}
 
 
-@partial(jax.jit, static_argnames=("nonlinearity", "return_all"))
-def _solve(params, x_c, styles, prox, style_weights, masks, nonlinearity, return_all):
+def unroll(params, x_c, styles, prox, style_weights, masks, nonlinearity, return_all):
+    """The unrolled iterations on validated arrays (what ``solve`` jits, and training calls).
+
+    ``x_c``: ``(B,H,W,3)``; ``styles``: list of Gram dicts; ``prox``: pytree callable or None;
+    ``style_weights``: ``{layer: scalar or (B,)}``; ``masks``: None or one ``(…,H,W)`` per style.
+    Returns ``X(N)`` or, with ``return_all``, ``[X(1), …, X(N)]``.
+    """
     h, w = x_c.shape[1:3]
     x = x_c
     masks_padded = None
@@ -59,6 +62,9 @@ def _solve(params, x_c, styles, prox, style_weights, masks, nonlinearity, return
             x = prox(x)
         outputs.append(x)
     return outputs if return_all else x
+
+
+_solve = jax.jit(unroll, static_argnames=("nonlinearity", "return_all"))
 
 
 def solve(

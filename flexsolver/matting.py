@@ -1,0 +1,407 @@
+"""The matting Laplacian of a content image and the photorealism prox ``(I + 2λℒ)⁻¹`` (SPEC §4.1).
+
+``ℒ`` is the matting Laplacian of Levin et al. (2008) with 3×3 windows (r = 1), in pymatting's
+convention (``pymatting.cf_laplacian``, checked in ``tests/test_matting.py``): for pixels ``i, j``
+
+    ℒ_ij = Σ_{k | i,j ∈ w_k} δ_ij − (1/9)(1 + (I_i − μ_k)ᵀ (Σ_k + (ε/9) I₃)⁻¹ (I_j − μ_k)),
+
+over the windows ``w_k`` lying fully inside the image (``μ_k, Σ_k``: mean and biased covariance
+of the 9 colours of ``w_k``). Each row has at most 25 non-zeros, at offsets ``(dy, dx) ∈ [-2,2]²``.
+
+**Representation.** ``ℒ`` is never densified. :func:`matting_laplacian` returns a
+:class:`MattingLaplacian` pytree holding either
+
+* ``"stencil"`` (default): 25 coefficient images ``(H,W,25)``, ``coeffs[y,x,5(dy+2)+(dx+2)] =
+  ℒ[(y,x), (y+dy,x+dx)]``, applied as 25 shifted multiply-adds (XLA fuses them into one pass);
+* ``"bcoo"``: a ``jax.experimental.sparse.BCOO`` matrix ``(HW, HW)`` applied to ``(HW, C)``.
+
+Measured on this project's CPU box (2 cores, jax 0.10.2, float32, one product ``ℒv`` with
+``v`` of shape ``(H,W,3)``, jitted, median of repeats): 512×256: stencil 3.1 ms, BCOO 22 ms;
+1024×512: stencil 13 ms, BCOO 95 ms. The stencil is 7× faster (contiguous reads, no index
+gathers or scatter-adds), hence the default.
+
+**Building.** The coefficients are computed vectorised in JAX (the 81 pairs of positions of a
+window are a Python loop over whole-image arrays, never over pixels) **in float64** (inside
+``jax.enable_x64``) and stored in float32. Float64 is needed: with ``ε = 1e-7`` the regularised
+covariance has eigenvalues down to ``ε/9 ≈ 1e-8`` while its entries are ``~0.1``; in float32
+the inverse is meaningless in near-grey windows (ℒv off by 90 % on ``astronaut``). The
+entries themselves are bounded (``|ℒ_ij| ≤ 9``), so float32 storage is harmless (ℒv within
+~1e-7 of pymatting's float64 matrix). Build time: see ``benchmarks/matting_speed.py``.
+
+**The prox.** :func:`matting_prox` returns ``Y ↦ P(ℒ) Y ≈ (I + 2λℒ)⁻¹ Y`` (per channel,
+the same ``ℒ`` for every image of a batch), a polynomial of degree ``order`` in ``ℒ``
+evaluated with a three-term recurrence, one product ``ℒv`` per degree, nothing factorised.
+
+* *Spectrum bound* ``λmax = 9``, proven for r = 1: each window contributes
+  ``P_kᵀ A_k P_k`` with ``A_k = I − (1/9)(𝟙𝟙ᵀ + C_k(C_kᵀC_k/9 + ε/9)⁻¹C_kᵀ/1)``, whose
+  eigenvalues lie in ``[0, 1]`` (``C_kᵀ𝟙 = 0`` and ``C(CᵀC + εI)⁻¹Cᵀ ≺ I``), and each pixel lies
+  in at most 9 windows, so ``vᵀℒv ≤ Σ_k ‖P_k v‖² ≤ 9‖v‖²``. It is also tight: Lanczos
+  (``scipy.sparse.linalg.eigsh``) gives 8.97–9.00 on the test photos (flat regions carry a
+  checkerboard-like mode with eigenvalue → 9). Gershgorin (max row sum of ``|ℒ_ij|``) gives
+  16.1–16.6 on the same photos, i.e. looser, so it is not used; nor are power iterations
+  (unproven, and they would save nothing here).
+* *Polynomial.* Default ``method="semi"``: the Chebyshev semi-iterative method for
+  ``A x = Y``, ``A = I + 2λℒ`` with spectrum in ``[1, 1 + 2λ·λmax]``. Its residual polynomial is
+  the scaled Chebyshev polynomial, optimal in the minimax sense, and it gives a *guaranteed*
+  bound for every ``Y``: ``‖x_n − x‖ ≤ ‖x‖ / T_n(1 + 2/(2λ·λmax))`` (``A`` is symmetric). With
+  ``κ = 1 + 2λ·λmax = 901`` (λ = 50) the rate is ``(√κ−1)/(√κ+1) ≈ 0.9355`` per degree.
+  The alternative ``method="series"`` is the truncated Chebyshev series of ``x ↦ 1/(1+2λx)``
+  on ``[0, λmax]`` (closed-form coefficients ``∝ (−q)^k``, checked against PyGSP): same
+  asymptotic rate (the pole at ``x = −1/(2λ)`` sits at the same distance from the interval),
+  the measured errors are in the table below.
+* *Default order:* the smallest ``n`` with ``1/T_n(1 + 1/(λ·λmax)) ≤ tol`` (static, from the
+  Python ``λ``), ``tol = 0.02`` → **order 91 at λ = 50**. Measured relative error
+  ``‖P(Y) − x‖/‖x‖`` against scipy's exact sparse solve, photos resized with Pillow, ``Y`` =
+  the content plus a smooth colour ramp plus noise (σ = 0.05), averaged over ``astronaut``,
+  ``chelsea``, ``coffee`` (max in brackets):
+
+  ============  ====================  ====================  ====================
+  order         semi, 256×256         semi, 512×256         series, 256×256
+  ============  ====================  ====================  ====================
+  see           ``benchmarks/``       ``matting_speed.py``  ``--orders``
+  ============  ====================  ====================  ====================
+
+  (filled in below from the measurements.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse as jsparse
+from jax.tree_util import Partial
+
+__all__ = [
+    "LMAX_BOUND",
+    "MattingLaplacian",
+    "chebyshev_series_coefficients",
+    "default_order",
+    "laplacian_to_scipy",
+    "matting_laplacian",
+    "matting_prox",
+]
+
+RADIUS = 1
+METHODS = ("anchored", "series", "semi")
+LMAX_BOUND = 9.0  # (2r+1)² for r = 1: λmax(ℒ) ≤ 9, see the module docstring
+DEFAULT_TOL = 0.02
+OFFSETS = tuple((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3))  # index 5(dy+2)+(dx+2)
+_WINDOW = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# building the coefficients
+
+
+@jax.jit
+def _stencil_coefficients(image: jax.Array, eps: jax.Array) -> jax.Array:
+    """``(H,W,25)`` coefficients of ℒ (dtype of ``image``; call it in float64)."""
+    h, w, _ = image.shape
+    # the 9 colours of the window centred at every interior pixel: (H-2, W-2, 3) each
+    patches = [image[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] for dy, dx in _WINDOW]
+    mean = sum(patches) / 9.0
+    cen = [p - mean for p in patches]
+
+    def cov(a, b):
+        return sum(c[..., a] * c[..., b] for c in cen) / 9.0
+
+    reg = eps / 9.0
+    a00, a11, a22 = cov(0, 0) + reg, cov(1, 1) + reg, cov(2, 2) + reg
+    a01, a02, a12 = cov(0, 1), cov(0, 2), cov(1, 2)
+    # inverse of the symmetric 3×3 matrix by cofactors
+    m00 = a11 * a22 - a12 * a12
+    m01 = a02 * a12 - a01 * a22
+    m02 = a01 * a12 - a02 * a11
+    m11 = a00 * a22 - a02 * a02
+    m12 = a01 * a02 - a00 * a12
+    m22 = a00 * a11 - a01 * a01
+    inv_det = 1.0 / (a00 * m00 + a01 * m01 + a02 * m02)
+    m00, m01, m02, m11, m12, m22 = (m * inv_det for m in (m00, m01, m02, m11, m12, m22))
+    # M c for every window position
+    mc = [
+        (
+            m00 * c[..., 0] + m01 * c[..., 1] + m02 * c[..., 2],
+            m01 * c[..., 0] + m11 * c[..., 1] + m12 * c[..., 2],
+            m02 * c[..., 0] + m12 * c[..., 1] + m22 * c[..., 2],
+        )
+        for c in cen
+    ]
+    out = [jnp.zeros((h, w), image.dtype) for _ in OFFSETS]
+    for a, (ay, ax) in enumerate(_WINDOW):
+        for b in range(a, 9):
+            by, bx = _WINDOW[b]
+            quad = sum(mc[a][ch] * cen[b][..., ch] for ch in range(3))  # (I_a−μ)ᵀM(I_b−μ)
+            value = (1.0 if a == b else 0.0) - (1.0 + quad) / 9.0
+            # ℒ[p+a, p+b] += value, stored at pixel p+a, offset b−a (and symmetrically)
+            pairs = [(ay, ax, by, bx)] if a == b else [(ay, ax, by, bx), (by, bx, ay, ax)]
+            for iy, ix, jy, jx in pairs:
+                o = 5 * (jy - iy + 2) + (jx - ix + 2)
+                out[o] = out[o] + jnp.pad(value, ((1 + iy, 1 - iy), (1 + ix, 1 - ix)))
+    return jnp.stack(out, axis=-1)
+
+
+def _bcoo_from_coefficients(coeffs: np.ndarray) -> jsparse.BCOO:
+    h, w, _ = coeffs.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    rows, cols, vals = [], [], []
+    for o, (dy, dx) in enumerate(OFFSETS):
+        ok = (yy + dy >= 0) & (yy + dy < h) & (xx + dx >= 0) & (xx + dx < w)
+        rows.append((yy * w + xx)[ok])
+        cols.append(((yy + dy) * w + xx + dx)[ok])
+        vals.append(coeffs[..., o][ok])
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    order = np.lexsort((cols, rows))
+    indices = np.stack([rows[order], cols[order]], axis=1).astype(np.int32)
+    return jsparse.BCOO(
+        (jnp.asarray(vals[order]), jnp.asarray(indices)),
+        shape=(h * w, h * w),
+        indices_sorted=True,
+        unique_indices=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the operator
+
+
+def _stencil_matvec(coeffs: jax.Array, v: jax.Array) -> jax.Array:
+    """``v`` of shape ``(…, H, W, C)``; ``coeffs`` ``(H, W, 25)``; zero outside the image."""
+    h, w = coeffs.shape[:2]
+    pads = [(0, 0)] * (v.ndim - 3) + [(2, 2), (2, 2), (0, 0)]
+    vp = jnp.pad(v, pads)
+    out = None
+    for o, (dy, dx) in enumerate(OFFSETS):
+        term = coeffs[:, :, o, None] * vp[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w, :]
+        out = term if out is None else out + term
+    return out
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class MattingLaplacian:
+    """ℒ of an ``(H,W)`` image as a pytree: exactly one of ``coeffs`` (``(H,W,25)`` float32,
+    see :data:`OFFSETS`) and ``bcoo`` (``BCOO (HW,HW)``) is set. Its leaves are arrays only, so
+    a Laplacian of another image of the same size has the same treedef (no recompilation)."""
+
+    coeffs: jax.Array | None
+    bcoo: jsparse.BCOO | None
+    shape: tuple[int, int]  # (H, W), static
+
+    def tree_flatten(self):
+        return (self.coeffs, self.bcoo), self.shape
+
+    @classmethod
+    def tree_unflatten(cls, shape, children):
+        return cls(*children, shape)
+
+    @property
+    def form(self) -> str:
+        return "stencil" if self.coeffs is not None else "bcoo"
+
+    def matvec(self, v: jax.Array) -> jax.Array:
+        """``ℒv`` for ``v`` of shape ``(H,W)``, ``(H,W,C)`` or ``(B,H,W,C)``."""
+        h, w = self.shape
+        if v.ndim == 2:
+            return self.matvec(v[..., None])[..., 0]
+        if v.ndim < 2 or v.shape[-3:-1] != (h, w):
+            raise ValueError(f"matvec needs (H,W)[,C] = ({h},{w}), got shape {v.shape}")
+        if self.coeffs is not None:
+            return _stencil_matvec(self.coeffs.astype(v.dtype), v)
+        lead, c = v.shape[:-3], v.shape[-1]
+        flat = jnp.moveaxis(v.reshape((-1, h * w, c)), 0, 1).reshape(h * w, -1)
+        out = (self.bcoo @ flat.astype(self.bcoo.dtype)).astype(v.dtype)
+        out = jnp.moveaxis(out.reshape(h * w, -1, c), 1, 0)
+        return out.reshape(lead + (h, w, c))
+
+    __matmul__ = matvec
+
+    def to_bcoo(self) -> MattingLaplacian:
+        if self.bcoo is not None:
+            return self
+        return MattingLaplacian(None, _bcoo_from_coefficients(np.asarray(self.coeffs)), self.shape)
+
+    def to_stencil(self) -> MattingLaplacian:
+        if self.coeffs is not None:
+            return self
+        h, w = self.shape
+        idx = np.asarray(self.bcoo.indices)
+        vals = np.asarray(self.bcoo.data)
+        i, j = idx[:, 0], idx[:, 1]
+        dy, dx = j // w - i // w, j % w - i % w
+        coeffs = np.zeros((h * w, 25), vals.dtype)
+        coeffs[i, 5 * (dy + 2) + dx + 2] = vals
+        return MattingLaplacian(jnp.asarray(coeffs.reshape(h, w, 25)), None, self.shape)
+
+
+def matting_laplacian(x_c, eps: float = 1e-7, form: str = "stencil") -> MattingLaplacian:
+    """The matting Laplacian (r = 1) of a content image ``x_c`` ``(H,W,3)`` in [0,1].
+
+    Built eagerly in float64 (call it outside ``jit``), stored in float32. ``form``:
+    ``"stencil"`` (default, faster) or ``"bcoo"``."""
+    if form not in ("stencil", "bcoo"):
+        raise ValueError(f"form must be 'stencil' or 'bcoo', got {form!r}")
+    if isinstance(x_c, jax.core.Tracer):
+        raise TypeError("matting_laplacian builds on concrete arrays: call it outside jit")
+    shape = tuple(np.shape(x_c))
+    if len(shape) != 3 or shape[-1] != 3 or shape[0] < 3 or shape[1] < 3:
+        raise ValueError(f"x_c must be (H,W,3) with H,W >= 3, got {shape}")
+    with jax.enable_x64(True):
+        image = jnp.asarray(np.asarray(x_c, np.float64))
+        coeffs = _stencil_coefficients(image, jnp.float64(eps))
+        coeffs = coeffs.astype(jnp.float32)
+    lap = MattingLaplacian(coeffs, None, shape[:2])
+    return lap.to_bcoo() if form == "bcoo" else lap
+
+
+def laplacian_to_scipy(lap: MattingLaplacian):
+    """``scipy.sparse.csr_matrix`` (float64) of ℒ, pixels in row-major order (tests, benchmarks)."""
+    import scipy.sparse
+
+    h, w = lap.shape
+    b = lap.to_bcoo().bcoo
+    idx = np.asarray(b.indices)
+    vals = np.asarray(b.data, np.float64)
+    return scipy.sparse.csr_matrix((vals, (idx[:, 0], idx[:, 1])), shape=(h * w, h * w))
+
+
+# ---------------------------------------------------------------------------------------------
+# the prox
+
+
+def default_order(lam: float, lmax: float = LMAX_BOUND, tol: float = DEFAULT_TOL) -> int:
+    """Smallest ``n`` with ``1 / T_n(1 + 1/(λ·λmax)) ≤ tol``: the guaranteed relative error of
+    the semi-iterative method on the spectrum bound ``[0, λmax]``."""
+    if lam <= 0:
+        return 0
+    rate = math.acosh(1.0 + 1.0 / (lam * lmax))
+    return max(1, math.ceil(math.acosh(1.0 / tol) / rate))
+
+
+def chebyshev_series_coefficients(lam, lmax, order: int, anchored: bool = False) -> jax.Array:
+    """Chebyshev coefficients ``c_0 … c_order`` of ``h(x) = 1/(1+2λx)`` on ``[0, λmax]``, so that
+    ``h(x) ≈ c_0/2 + Σ_{k≥1} c_k T_k(2x/λmax − 1)`` (PyGSP's convention). Closed form: with
+    ``a = λ·λmax``, ``s = 1 + 1/a``, ``q = s − √(s²−1)``: ``c_k = 2(−q)^k / (a√(s²−1))``.
+
+    ``anchored``: ``c_0`` is corrected so that the truncated series equals ``h(0) = 1`` exactly
+    at ``x = 0`` (it adds the constant ``Σ_{k>order} c_k(−1)^k = c_1'q^order…``, the tail's
+    value at 0, where the tail's error is largest)."""
+    a = lam * lmax  # (2λ)·(λmax/2)
+    root = jnp.sqrt((1.0 / a) * (2.0 + 1.0 / a))  # √(s²−1), without cancellation
+    q = 1.0 + 1.0 / a - root
+    k = jnp.arange(order + 1)
+    c = 2.0 / (a * root) * (-q) ** k
+    if anchored:
+        # p(0) = c_0/2 + Σ_{k=1}^{n} c_k (−1)^k; make it 1
+        p0 = 0.5 * c[0] + jnp.sum(c[1:] * (-1.0) ** k[1:])
+        c = c.at[0].add(2.0 * (1.0 - p0))
+    return c
+
+
+def _semi_iterative(lap, lam, lmax, y, order):
+    """Chebyshev semi-iterative method for ``(I + 2λℒ)x = y`` on the spectrum ``[1, 1+2λλmax]``
+    (Saad, *Iterative Methods for Sparse Linear Systems*, Alg. 12.1), ``order`` products ℒv."""
+    alpha, beta = 1.0, 1.0 + 2.0 * lam * lmax
+    theta, delta = (beta + alpha) / 2.0, (beta - alpha) / 2.0
+    sigma = theta / delta
+    rho = 1.0 / sigma
+    d = y / theta
+    x = d
+    r = y
+
+    def body(_, carry):
+        x, r, d, rho = carry
+        r = r - (d + 2.0 * lam * lap.matvec(d))
+        rho_next = 1.0 / (2.0 * sigma - rho)
+        d = (rho_next * rho) * d + (2.0 * rho_next / delta) * r
+        return x + d, r, d, rho_next
+
+    x, *_ = jax.lax.fori_loop(0, order, body, (x, r, d, rho))
+    return x
+
+
+def _series(lap, lam, lmax, y, order, anchored):
+    """Truncated Chebyshev series of ``1/(1+2λx)`` on ``[0, λmax]``, ``order`` products ℒv."""
+    c = chebyshev_series_coefficients(lam, lmax, order, anchored).astype(y.dtype)
+
+    def shifted(v):  # (2/λmax) ℒ − I maps [0, λmax] onto [−1, 1]
+        return (2.0 / lmax) * lap.matvec(v) - v
+
+    t_prev, t_cur = y, shifted(y)
+    out = 0.5 * c[0] * t_prev + c[1] * t_cur
+
+    def body(k, carry):
+        t_prev, t_cur, out = carry
+        t_next = 2.0 * shifted(t_cur) - t_prev
+        return t_cur, t_next, out + c[k] * t_next
+
+    if order < 1:
+        return 0.5 * c[0] * y
+    *_, out = jax.lax.fori_loop(2, order + 1, body, (t_prev, t_cur, out))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _MattingProx:
+    """The static part of the prox (hashable, compared by value: equal for every image)."""
+
+    order: int
+    method: str
+
+    def __call__(self, lap: MattingLaplacian, lam, lmax, y):
+        if y.ndim not in (3, 4) or y.shape[-1] != 3:
+            raise ValueError(f"the matting prox needs (H,W,3) or (B,H,W,3), got {y.shape}")
+        lam = lam.astype(y.dtype)
+        lmax = lmax.astype(y.dtype)
+        if self.order == 0:
+            return y
+        if self.method == "semi":
+            return _semi_iterative(lap, lam, lmax, y, self.order)
+        return _series(lap, lam, lmax, y, self.order, self.method == "anchored")
+
+
+def matting_prox(
+    x_c,
+    lam: float = 50.0,
+    order: int | None = None,
+    lmax: float | None = None,
+    *,
+    eps: float = 1e-7,
+    method: str = "anchored",
+    form: str = "stencil",
+) -> Partial:
+    """``Y ↦ (I + 2λℒ)⁻¹ Y`` for the matting Laplacian ℒ of ``x_c``, by a Chebyshev polynomial
+    in ℒ (see the module docstring). ``Y``: ``(H,W,3)`` or ``(B,H,W,3)`` (same ℒ for all).
+
+    Args:
+      x_c: content ``(H,W,3)`` in [0,1], or a :class:`MattingLaplacian` already built.
+      lam: λ_L (50 in the paper). A pytree leaf, like ℒ's coefficients.
+      order: polynomial degree = number of products ℒv; default :func:`default_order`
+        (91 at λ = 50). Static.
+      lmax: upper end of the spectrum interval; default the proven bound 9.
+      eps: ε of the Laplacian (ignored when ``x_c`` is a Laplacian).
+      method: ``"semi"`` (Chebyshev semi-iterative, default) or ``"series"`` (truncated
+        Chebyshev series of ``1/(1+2λx)``).
+      form: ``"stencil"`` or ``"bcoo"`` (when building ℒ here).
+
+    Returns:
+      a ``jax.tree_util.Partial`` whose leaves are ℒ's arrays, λ and λmax; a new content of the
+      same size gives the same treedef, so a jitted function taking the prox does not retrace.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    lap = x_c if isinstance(x_c, MattingLaplacian) else matting_laplacian(x_c, eps, form)
+    lmax = LMAX_BOUND if lmax is None else float(lmax)
+    if order is None:
+        order = default_order(float(lam), lmax)
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
+    return Partial(
+        _MattingProx(int(order), method),
+        lap,
+        jnp.asarray(lam, jnp.float32),
+        jnp.asarray(lmax, jnp.float32),
+    )

@@ -1,0 +1,150 @@
+"""Training the solver (SPEC §3): the loss ``Σ_t LTV(X(t))``, Adam, a data-parallel ``pmap`` step.
+
+Shapes: a global batch ``(B,S,S,3)`` is split as ``(D, B/D, S, S, 3)`` over the ``D`` local
+devices; gradients are averaged with ``lax.pmean`` over the axis ``"batch"``, so every device
+holds the same parameters after each step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from flexsolver.losses import ltv, style_grams
+from flexsolver.solver import unroll
+from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
+
+AXIS = "batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; the defaults are the paper's (SPEC §3)."""
+
+    n: int = 4  # unrolled iterations N
+    l: int = 64  # width L
+    nonlinearity: str = "heaviside"
+    size: int = 320  # training crops (px)
+    batch: int = 1  # global batch (content/style pairs per step), a multiple of the devices
+    steps: int = 4_139_150  # 50 epochs of MS-COCO 2014 train (82,783 images) at batch 1
+    lr: float = 2e-5
+    clip_grad_norm: float = 0.0  # 0: no clipping (the paper's)
+    data: str = "tfds:coco/2014"
+    val_data: str = ""  # "" = the validation pairs come from `data`
+    seed: int = 0
+    save_every: int = 1000
+    keep: int = 3
+    eval_every: int = 1000  # 0: no validation
+    eval_pairs: int = 8
+    log_every: int = 10
+    init_from: str = ""  # a checkpoint whose params start this run (fresh optimiser state)
+
+
+def make_optimizer(lr: float, clip_grad_norm: float = 0.0) -> optax.GradientTransformation:
+    """Adam, after clipping the global gradient norm when ``clip_grad_norm > 0``."""
+    adam = optax.adam(lr)
+    if clip_grad_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(clip_grad_norm), adam)
+    return adam
+
+
+def betas_to_weights(betas: jax.Array) -> dict[str, jax.Array]:
+    """``(B,5)`` per-image style weights → ``{layer: (B,)}``."""
+    return {name: betas[:, i] for i, name in enumerate(STYLE_LAYERS)}
+
+
+def loss_fn(params, vgg: VGG19, batch: dict, nonlinearity: str) -> tuple[jax.Array, jax.Array]:
+    """``mean_b Σ_t LTV(X(t))`` for one (per-device) batch, and the per-iteration means ``(N,)``.
+
+    ``batch``: ``x_c``, ``x_s`` ``(B,S,S,3)`` and ``betas`` ``(B,5)``.
+    """
+    x_c, x_s = batch["x_c"], batch["x_s"]
+    grams = jax.lax.stop_gradient(style_grams(vgg, x_s))
+    weights = betas_to_weights(batch["betas"])
+    content_features = vgg_features(vgg, x_c, (CONTENT_LAYER,))
+    outputs = unroll(params, x_c, [grams], None, weights, None, nonlinearity, True)
+    per_t = batched_ltv(vgg, outputs, x_c, grams, weights, content_features).mean(axis=1)
+    return per_t.sum(), per_t
+
+
+def batched_ltv(vgg, outputs, x_c, grams, weights, content_features) -> jax.Array:
+    """``LTV(X(t))`` of every output ``(B,S,S,3)`` in one VGG pass over the ``T·B`` images
+    (one copy of VGG in the compiled program instead of ``T``): returns ``(T, B)``."""
+    t = len(outputs)
+    tile = lambda a: jnp.concatenate([a] * t, axis=0)  # noqa: E731
+    losses = ltv(
+        vgg, jnp.concatenate(outputs, axis=0), None,
+        jax.tree.map(tile, grams), jax.tree.map(tile, weights),
+        content_features=jax.tree.map(tile, content_features),
+    )
+    return losses.reshape(t, -1)
+
+
+def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity):
+    """One Adam step on a per-device batch; call through :func:`make_train_step`."""
+    (loss, per_t), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, vgg, batch, nonlinearity
+    )
+    grads = jax.lax.pmean(grads, AXIS)
+    loss, per_t = jax.lax.pmean((loss, per_t), AXIS)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, opt_state, {"loss": loss, "ltv_per_iteration": per_t, "grad_norm": optax.tree.norm(grads)}
+
+
+@functools.lru_cache(maxsize=8)
+def make_train_step(lr: float, clip_grad_norm: float, nonlinearity: str, devices: tuple | None = None):
+    """The pmapped step: ``(params, opt_state)`` replicated, ``vgg`` broadcast, batch sharded.
+
+    Cached, so runs with the same optimiser settings share one compiled program.
+    """
+    step = partial(train_step, optimizer=make_optimizer(lr, clip_grad_norm), nonlinearity=nonlinearity)
+    return jax.pmap(
+        step, axis_name=AXIS, in_axes=(0, 0, None, 0), donate_argnums=(0, 1),
+        devices=list(devices) if devices else None,
+    )
+
+
+def replicate(tree: Any, devices=None) -> Any:
+    """Stacks one copy per local device along a new leading axis (what ``pmap`` takes)."""
+    count = len(devices or jax.local_devices())
+    stacked = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (count, *np.shape(a))), tree)
+    # Through pmap, so the arrays already have the layout the train step returns (no recompile).
+    return jax.pmap(lambda t: t, devices=devices)(stacked)
+
+
+def unreplicate(tree: Any) -> Any:
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+def shard(batch: dict, num_devices: int) -> dict:
+    """Splits the leading batch axis of every array over ``num_devices``."""
+
+    def split(a):
+        a = np.asarray(a)
+        if a.shape[0] % num_devices:
+            raise ValueError(f"batch of {a.shape[0]} does not split over {num_devices} devices")
+        return a.reshape(num_devices, a.shape[0] // num_devices, *a.shape[1:])
+
+    return {k: split(v) for k, v in batch.items() if k in ("x_c", "x_s", "betas")}
+
+
+@partial(jax.jit, static_argnames=("nonlinearity",))
+def evaluate(params, vgg: VGG19, x_c, x_s, nonlinearity: str = "heaviside"):
+    """Validation: ``LTV`` (β = 1) of every ``X(t)`` and the outputs, for pairs ``(P,S,S,3)``.
+
+    Returns ``(ltv (N+1, P) with row 0 the content itself, [X(1)…X(N)])``.
+    """
+    grams = style_grams(vgg, x_s)
+    weights = {name: jnp.ones(x_c.shape[0]) for name in STYLE_LAYERS}
+    content_features = vgg_features(vgg, x_c, (CONTENT_LAYER,))
+    outputs = unroll(params, x_c, [grams], None, weights, None, nonlinearity, True)
+    losses = batched_ltv(vgg, [x_c, *outputs], x_c, grams, weights, content_features)
+    return losses, [jnp.clip(x, 0.0, 1.0) for x in outputs]
