@@ -11,6 +11,7 @@ The public API, importable from ``flexsolver`` itself:
 """
 
 from flexsolver import images
+from flexsolver.checkpoint import CheckpointError, load_checkpoint
 from flexsolver.gatys import gatys
 from flexsolver.losses import (
     alpha,
@@ -35,8 +36,8 @@ from flexsolver.vgg import (
 )
 
 __all__ = [
-    "CONTENT_LAYER", "STYLE_LAYERS", "VGG19", "WeightsError",
+    "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",
     "alpha", "clip", "compose", "content_loss", "gatys", "gram", "identity", "init_params",
-    "load_vgg19", "ltv", "mix_grams", "param_count", "solve", "style_grams", "style_loss", "tv",
+    "load_checkpoint", "load_vgg19", "ltv", "mix_grams", "param_count", "solve", "style_grams", "style_loss", "tv",
     "vgg_features",
 ]  # fmt: skip

@@ -1,0 +1,29 @@
+"""Files installed with the package: example images and the shipped solver checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent
+EXAMPLES = PACKAGE / "examples"
+MODELS = PACKAGE / "models"
+DEFAULT_MODEL = "cpu64"  # see the model card in README.md
+
+
+def example(name: str) -> Path:
+    """Path of a shipped example image (see ``examples/LICENSES.md``)."""
+    path = EXAMPLES / name
+    if not path.is_file():
+        choices = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix == ".jpg")
+        raise FileNotFoundError(f"no example image {name!r}; shipped: {', '.join(choices)}")
+    return path
+
+
+def shipped_checkpoint(name: str = DEFAULT_MODEL) -> Path:
+    """Folder of a solver checkpoint shipped in the package (``load_checkpoint`` reads it)."""
+    from flexsolver.checkpoint import CheckpointError
+
+    path = MODELS / name
+    if not (path / "params").is_dir():
+        raise CheckpointError(f"no shipped checkpoint {name!r} in {MODELS}")
+    return path
