@@ -91,11 +91,19 @@ def init_iteration(key: jax.Array, l: int, output_scale: float = OUTPUT_SCALE) -
     return {"forward": forward, "filters": filters, "backward": backward}
 
 
+_init_iteration_jit = jax.jit(init_iteration, static_argnames=("l", "output_scale"))
+
+
 def init_params(key: jax.Array, n: int = 4, l: int = 64, output_scale: float = OUTPUT_SCALE) -> dict:
     """An ``n``-iteration solver of width ``l``: ``{"iterations": [iteration_0, …]}``."""
     if n < 1 or l < 1:
         raise ValueError(f"need n >= 1 and l >= 1, got n={n}, l={l}")
-    return {"iterations": [init_iteration(k, l, output_scale) for k in jax.random.split(key, n)]}
+    return {"iterations": [_init_iteration_jit(k, l, output_scale) for k in jax.random.split(key, n)]}
+
+
+def heaviside(a: jax.Array) -> jax.Array:
+    """``h(A) = 1[A > 0]``, the sub-gradient of ReLU, with no gradient of its own."""
+    return jax.lax.stop_gradient((a > 0).astype(a.dtype))
 
 
 def upsample2(x: jax.Array) -> jax.Array:
@@ -168,7 +176,7 @@ def iteration(
         b = d
         for j in range(k, -1, -1):
             if nonlinearity == "heaviside":
-                b = b * jax.lax.stop_gradient((pre[j] > 0).astype(b.dtype))
+                b = b * heaviside(pre[j])
             else:
                 b = jax.nn.relu(b)
             b = conv3x3(b, params_t["backward"][k][j])

@@ -114,6 +114,8 @@ def make_train_step(lr: float, clip_grad_norm: float, nonlinearity: str, devices
 
 def replicate(tree: Any, devices=None) -> Any:
     """Stacks one copy per local device along a new leading axis (what ``pmap`` takes)."""
+    if not jax.tree.leaves(tree):
+        return tree  # e.g. the empty state of plain SGD
     count = len(devices or jax.local_devices())
     stacked = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (count, *np.shape(a))), tree)
     # Through pmap, so the arrays already have the layout the train step returns (no recompile).

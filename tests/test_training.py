@@ -34,11 +34,13 @@ def fixed_batch(size=32, b=2):
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(vgg):
-    params = fs.init_params(jax.random.PRNGKey(0), n=2, l=8)
-    step = make_train_step(1e-3, 0.0, "heaviside", tuple(jax.local_devices()[:1]))
-    opt_state = make_optimizer(1e-3).init(params)
-    params, opt_state = replicate(params, jax.local_devices()[:1]), replicate(opt_state, jax.local_devices()[:1])
-    batch = shard(fixed_batch(), 1)
+    # The same step program as TINY's runs below (all local devices, lr 1e-3): compiled once.
+    devices = jax.local_devices()
+    params = fs.init_params(jax.random.PRNGKey(0), n=TINY.n, l=TINY.l)
+    step = make_train_step(TINY.lr, TINY.clip_grad_norm, TINY.nonlinearity)
+    opt_state = make_optimizer(TINY.lr).init(params)
+    params, opt_state = replicate(params, devices), replicate(opt_state, devices)
+    batch = shard(fixed_batch(), len(devices))
     losses = []
     for _ in range(6):
         params, opt_state, metrics = step(params, opt_state, vgg, batch)
@@ -75,7 +77,7 @@ def test_two_devices_give_the_same_update_as_one(vgg):
 def test_loss_is_the_sum_over_iterations_of_ltv(vgg):
     params = fs.init_params(jax.random.PRNGKey(2), n=2, l=8)
     batch = fixed_batch()
-    total, per_t = loss_fn(params, vgg, batch, "heaviside")
+    total, per_t = jax.jit(loss_fn, static_argnums=3)(params, vgg, batch, "heaviside")
     outs = fs.solve(params, batch["x_c"], fs.style_grams(vgg, batch["x_s"]), return_all=True,
                     style_weights={k: batch["betas"][:, i] for i, k in enumerate(fs.STYLE_LAYERS)})
     grams = fs.style_grams(vgg, batch["x_s"])
@@ -95,13 +97,13 @@ def test_interrupt_and_resume_is_bit_identical(folder, tmp_path):
     train(config, tmp_path / "resumed", progress=False)
     straight, cfg = load_checkpoint(tmp_path / "straight")
     resumed, _ = load_checkpoint(tmp_path / "resumed")
-    assert cfg["n"] == 2 and cfg["l"] == 8
+    assert cfg["n"] == TINY.n and cfg["l"] == TINY.l
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4  # steps 1, 2 then 3, 4: nothing redone
     # and training changed the parameters
-    init = fs.init_params(jax.random.PRNGKey(config.seed), 2, 8)
+    init = fs.init_params(jax.random.PRNGKey(config.seed), TINY.n, TINY.l)
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(straight)))
 
 
