@@ -11,57 +11,82 @@ of the 9 colours of ``w_k``). Each row has at most 25 non-zeros, at offsets ``(d
 **Representation.** ``ℒ`` is never densified. :func:`matting_laplacian` returns a
 :class:`MattingLaplacian` pytree holding either
 
-* ``"stencil"`` (default): 25 coefficient images ``(H,W,25)``, ``coeffs[y,x,5(dy+2)+(dx+2)] =
-  ℒ[(y,x), (y+dy,x+dx)]``, applied as 25 shifted multiply-adds (XLA fuses them into one pass);
+* ``"stencil"`` (default): 25 coefficient images, stored as ``coeffs`` of shape ``(25,H,W)``
+  (one contiguous plane per offset), ``coeffs[5(dy+2)+(dx+2), y, x] = ℒ[(y,x), (y+dy,x+dx)]``,
+  applied as 25 shifted multiply-adds that XLA fuses into one pass (zero outside the image);
 * ``"bcoo"``: a ``jax.experimental.sparse.BCOO`` matrix ``(HW, HW)`` applied to ``(HW, C)``.
 
-Measured on this project's CPU box (2 cores, jax 0.10.2, float32, one product ``ℒv`` with
-``v`` of shape ``(H,W,3)``, jitted, median of repeats): 512×256: stencil 3.1 ms, BCOO 22 ms;
-1024×512: stencil 13 ms, BCOO 95 ms. The stencil is 7× faster (contiguous reads, no index
-gathers or scatter-adds), hence the default.
+Measured on this project's CPU box (2 shared cores, jax 0.10.2, float32, one product ``ℒv``
+with ``v`` ``(H,W,3)``, jitted, median of 20 (BCOO: 5); W×H): 512×256: stencil 2.4–4.1 ms,
+BCOO 112–117 ms; 1024×512: stencil 13–16 ms, BCOO 417–468 ms. The stencil is ~30× faster (no
+index gathers or scatter-adds), hence the default. (The ``(H,W,25)`` layout measured 3.1–4.9 ms
+and 15–19 ms: no better, and planes are the coalesced layout on a GPU.)
 
-**Building.** The coefficients are computed vectorised in JAX (the 81 pairs of positions of a
-window are a Python loop over whole-image arrays, never over pixels) **in float64** (inside
+**Building.** The coefficients are computed vectorised in JAX (Python loops only over the 81
+pairs of window positions, on whole-image arrays, never over pixels) **in float64** (inside
 ``jax.enable_x64``) and stored in float32. Float64 is needed: with ``ε = 1e-7`` the regularised
-covariance has eigenvalues down to ``ε/9 ≈ 1e-8`` while its entries are ``~0.1``; in float32
-the inverse is meaningless in near-grey windows (ℒv off by 90 % on ``astronaut``). The
-entries themselves are bounded (``|ℒ_ij| ≤ 9``), so float32 storage is harmless (ℒv within
-~1e-7 of pymatting's float64 matrix). Build time: see ``benchmarks/matting_speed.py``.
+covariance has eigenvalues down to ``ε/9 ≈ 1e-8`` next to ``~0.1``; in float32 the result is
+meaningless in near-grey windows (ℒv off by 90 % on ``astronaut``). The 3×3 inverse goes through
+a Cholesky factor, not cofactors: the cofactor determinant cancels (relative error 4e-6 in
+``M`` on ``astronaut``, which is why pymatting's own entries are off by up to 1e-5; Cholesky:
+2e-10, like LU). The entries are bounded (``|ℒ_ij| ≤ 9``), so float32 storage is harmless
+(ℒv within 1.4e-7 of pymatting's float64 matrix). Cost on the CPU box: 0.03 / 0.2 / 0.7–1.1 s
+at 256×128 / 512×256 / 1024×512, plus ~5 s of compilation per new image size.
 
-**The prox.** :func:`matting_prox` returns ``Y ↦ P(ℒ) Y ≈ (I + 2λℒ)⁻¹ Y`` (per channel,
-the same ``ℒ`` for every image of a batch), a polynomial of degree ``order`` in ``ℒ``
-evaluated with a three-term recurrence, one product ``ℒv`` per degree, nothing factorised.
+**The prox.** :func:`matting_prox` returns ``Y ↦ P(ℒ) Y ≈ (I + 2λℒ)⁻¹ Y`` (per channel, the
+same ``ℒ`` for every image of a batch), a polynomial of degree ``order`` in ``ℒ`` evaluated by a
+three-term recurrence: one product ``ℒv`` per degree, nothing inverted or factorised.
 
-* *Spectrum bound* ``λmax = 9``, proven for r = 1: each window contributes
-  ``P_kᵀ A_k P_k`` with ``A_k = I − (1/9)(𝟙𝟙ᵀ + C_k(C_kᵀC_k/9 + ε/9)⁻¹C_kᵀ/1)``, whose
-  eigenvalues lie in ``[0, 1]`` (``C_kᵀ𝟙 = 0`` and ``C(CᵀC + εI)⁻¹Cᵀ ≺ I``), and each pixel lies
-  in at most 9 windows, so ``vᵀℒv ≤ Σ_k ‖P_k v‖² ≤ 9‖v‖²``. It is also tight: Lanczos
-  (``scipy.sparse.linalg.eigsh``) gives 8.97–9.00 on the test photos (flat regions carry a
-  checkerboard-like mode with eigenvalue → 9). Gershgorin (max row sum of ``|ℒ_ij|``) gives
-  16.1–16.6 on the same photos, i.e. looser, so it is not used; nor are power iterations
-  (unproven, and they would save nothing here).
-* *Polynomial.* Default ``method="semi"``: the Chebyshev semi-iterative method for
-  ``A x = Y``, ``A = I + 2λℒ`` with spectrum in ``[1, 1 + 2λ·λmax]``. Its residual polynomial is
-  the scaled Chebyshev polynomial, optimal in the minimax sense, and it gives a *guaranteed*
-  bound for every ``Y``: ``‖x_n − x‖ ≤ ‖x‖ / T_n(1 + 2/(2λ·λmax))`` (``A`` is symmetric). With
-  ``κ = 1 + 2λ·λmax = 901`` (λ = 50) the rate is ``(√κ−1)/(√κ+1) ≈ 0.9355`` per degree.
-  The alternative ``method="series"`` is the truncated Chebyshev series of ``x ↦ 1/(1+2λx)``
-  on ``[0, λmax]`` (closed-form coefficients ``∝ (−q)^k``, checked against PyGSP): same
-  asymptotic rate (the pole at ``x = −1/(2λ)`` sits at the same distance from the interval),
-  the measured errors are in the table below.
-* *Default order:* the smallest ``n`` with ``1/T_n(1 + 1/(λ·λmax)) ≤ tol`` (static, from the
-  Python ``λ``), ``tol = 0.02`` → **order 91 at λ = 50**. Measured relative error
-  ``‖P(Y) − x‖/‖x‖`` against scipy's exact sparse solve, photos resized with Pillow, ``Y`` =
-  the content plus a smooth colour ramp plus noise (σ = 0.05), averaged over ``astronaut``,
-  ``chelsea``, ``coffee`` (max in brackets):
+* *Spectrum bound* ``λmax = 9``, proven for r = 1: ℒ = Σ_k P_kᵀ A_k P_k with
+  ``A_k = I − (1/9)𝟙𝟙ᵀ − C_k(C_kᵀC_k + εI)⁻¹C_kᵀ`` (``C_k``: the 9×3 centred colours), whose
+  eigenvalues lie in ``[0, 1]`` (``C_kᵀ𝟙 = 0`` and ``C(CᵀC + εI)⁻¹Cᵀ ≺`` the projection on
+  range ``C``), and each pixel lies in at most 9 windows, so ``0 ≤ vᵀℒv ≤ Σ_k ‖P_k v‖² ≤ 9‖v‖²``.
+  It is tight: Lanczos (``scipy.sparse.linalg.eigsh``) gives 8.97–9.00 on astronaut 256×256,
+  chelsea 512×256, coffee 1024×512 (flat regions carry checkerboard-like modes with eigenvalue
+  → 9). Gershgorin (max row sum of ``|ℒ_ij|``) gives 16.1–16.6 there: valid but looser, so it
+  is not used; nor are power iterations (not a proof, and nothing to gain over a tight 9).
+* *Polynomial*, three variants (``method``), all with the same asymptotic rate
+  ``q = e^{−acosh(1 + 1/(λ·λmax))} ≈ 0.9355`` per degree at λ = 50 (the pole of
+  ``1/(1+2λx)`` at ``x = −1/(2λ)`` is that close to ``[0, 9]``; warping the interval or
+  iterating on ``(I+2λℒ)x = Y`` cannot beat it, it is the same polynomial space):
 
-  ============  ====================  ====================  ====================
-  order         semi, 256×256         semi, 512×256         series, 256×256
-  ============  ====================  ====================  ====================
-  see           ``benchmarks/``       ``matting_speed.py``  ``--orders``
-  ============  ====================  ====================  ====================
+  - ``"semi"``: the Chebyshev semi-iterative method for ``(I + 2λℒ)x = Y`` on the spectrum
+    ``[1, 1 + 2λλmax]``: minimax for the relative error per eigenvector, with the guarantee
+    ``‖x_n − x‖ ≤ ‖x‖ / T_{n+1}(1 + 1/(λλmax))`` for every ``Y``; it needs ~80 for 1e-2;
+  - ``"series"``: the truncated Chebyshev series of ``h(x) = 1/(1+2λx)`` on ``[0, λmax]``
+    (closed-form coefficients ``∝ (−q)^k``, checked against PyGSP): half the error of ``semi``;
+  - ``"anchored"`` (default): the same series with ``c_0`` corrected so that ``P(0) = h(0) = 1``
+    exactly. The truncation error of the series is largest, and of one sign, at ``x = 0``,
+    which is where the solution lives: 94 % of the energy of ``x`` lies on eigenvalues
+    < 1e-6 and 99.6 % < 1e-4 (chelsea 128×96, full eigendecomposition) — the constants and
+    the locally-affine-in-colour images that the prox must let through. Anchoring removes that
+    error: 10× smaller than ``series`` for a stylised-like ``Y``, 3× for an unrelated photo.
+* *Default order:* :func:`default_order`, the smallest ``n`` with ``q^n ≤ 1/64``: **63 at
+  λ = 50** (28 at λ = 10, 89 at λ = 100). Static (from the Python ``λ``, not the data).
 
-  (filled in below from the measurements.)
+Measured relative error ``‖P(Y) − x‖/‖x‖`` against scipy's exact sparse solve, λ = 50,
+photos ``astronaut``, ``chelsea``, ``coffee`` resized with Pillow (mean, [max] over the 3);
+``Y`` = the content + a smooth colour ramp + noise σ = 0.05 (``benchmarks/matting_speed.py
+--orders``), and in the last column ``Y`` = another photo (``rocket``, ``--y photo``):
+
+=====  ===============  ================  ======  ======  =================
+order  anchored 256²    anchored 512×256  series  semi    anchored, Y=photo
+=====  ===============  ================  ======  ======  =================
+20     2.4e-2 [2.5e-2]  2.4e-2 [2.5e-2]   2.5e-1  4.6e-1
+30     1.3e-2 [1.3e-2]  1.3e-2 [1.3e-2]   1.3e-1  2.5e-1  4.2e-2 [4.5e-2]
+40     6.6e-3 [6.9e-3]  6.5e-3 [6.8e-3]   6.7e-2  1.3e-1  2.2e-2 [2.4e-2]
+50     3.4e-3 [3.7e-3]  3.4e-3 [3.5e-3]   3.4e-2  6.7e-2  1.1e-2 [1.2e-2]
+60     1.8e-3 [1.9e-3]  1.7e-3 [1.8e-3]   1.8e-2  3.4e-2  5.9e-3 [6.2e-3]
+80     4.9e-4 [5.4e-4]  4.7e-4 [4.9e-4]   4.7e-3  9.0e-3
+100    1.3e-4 [1.5e-4]  1.2e-4 [1.3e-4]   1.2e-3  2.4e-3
+120    3.6e-5 [4.1e-5]  3.3e-5 [3.6e-5]   3.2e-4  6.3e-4
+=====  ===============  ================  ======  ======  =================
+
+(``anchored 256²``, ``series``, ``semi``, ``Y=photo``: at 256×256; ``series`` and ``semi``: max =
+mean to two digits, the same at 512×256.) So 63 leaves a margin of ~2 for the hardest ``Y``
+(an unrelated photo) and ~7 for a stylised-like one. Speed (chelsea, order 63, CPU box):
+prox 0.06 / 0.43 / 1.7 s at 256×128 / 512×256 / 1024×512 against 5 / 36 / 244 s for scipy's
+``spsolve`` of the same system (80–145× faster), error 1.5e-3.
 """
 
 from __future__ import annotations
@@ -144,7 +169,8 @@ def _stencil_coefficients(image: jax.Array, eps: jax.Array) -> jax.Array:
     img_pad = jnp.pad(img, ((0, 0), (2, 2), (2, 2)))  # I_{i+o} = img_pad[:, 2+oy…, 2+ox…]
     out = [jnp.zeros((h, w), image.dtype) for _ in OFFSETS]
     for a, (ay, ax) in enumerate(_WINDOW):
-        n00, n01, n02, n11, n12, n22, u0, u1, u2, ok = stats[:, 1 - ay : 1 - ay + h, 1 - ax : 1 - ax + w]
+        shifted = stats[:, 1 - ay : 1 - ay + h, 1 - ax : 1 - ax + w]  # window k = i − a
+        n00, n01, n02, n11, n12, n22, u0, u1, u2, ok = shifted
         d0, d1, d2 = img[0] - u0, img[1] - u1, img[2] - u2
         e0 = n00 * d0 + n01 * d1 + n02 * d2
         e1 = n01 * d0 + n11 * d1 + n12 * d2
@@ -152,7 +178,8 @@ def _stencil_coefficients(image: jax.Array, eps: jax.Array) -> jax.Array:
         for b, (by, bx) in enumerate(_WINDOW):
             oy, ox = by - ay, bx - ax
             ij = img_pad[:, 2 + oy : 2 + oy + h, 2 + ox : 2 + ox + w]
-            quad = e0 * (ij[0] - u0) + e1 * (ij[1] - u1) + e2 * (ij[2] - u2)  # (I_i−μ)ᵀM(I_j−μ)
+            # (I_i − μ)ᵀ M (I_j − μ)
+            quad = e0 * (ij[0] - u0) + e1 * (ij[1] - u1) + e2 * (ij[2] - u2)
             o = 5 * (oy + 2) + (ox + 2)
             out[o] = out[o] + ok * ((1.0 if a == b else 0.0) - 1.0 / 9.0) - quad / 9.0
     return jnp.stack(out, axis=0)
@@ -197,9 +224,10 @@ def _stencil_matvec(coeffs: jax.Array, v: jax.Array) -> jax.Array:
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True)
 class MattingLaplacian:
-    """ℒ of an ``(H,W)`` image as a pytree: exactly one of ``coeffs`` (``(25,H,W)`` float32,
-    ``coeffs[5(dy+2)+(dx+2), y, x] = ℒ[(y,x), (y+dy,x+dx)]``, see :data:`OFFSETS`) and ``bcoo`` (``BCOO (HW,HW)``) is set. Its leaves are arrays only, so
-    a Laplacian of another image of the same size has the same treedef (no recompilation)."""
+    """ℒ of an ``(H,W)`` image as a pytree. Exactly one of ``coeffs`` (``(25,H,W)`` float32,
+    ``coeffs[5(dy+2)+(dx+2), y, x] = ℒ[(y,x), (y+dy,x+dx)]``, see :data:`OFFSETS`) and ``bcoo``
+    (``BCOO (HW,HW)``) is set. Its leaves are arrays only, so the Laplacian of another image of
+    the same size has the same treedef (no recompilation)."""
 
     coeffs: jax.Array | None
     bcoo: jsparse.BCOO | None
@@ -303,8 +331,8 @@ def chebyshev_series_coefficients(lam, lmax, order: int, anchored: bool = False)
     ``a = λ·λmax``, ``s = 1 + 1/a``, ``q = s − √(s²−1)``: ``c_k = 2(−q)^k / (a√(s²−1))``.
 
     ``anchored``: ``c_0`` is corrected so that the truncated series equals ``h(0) = 1`` exactly
-    at ``x = 0`` (it adds the constant ``Σ_{k>order} c_k(−1)^k = c_1'q^order…``, the tail's
-    value at 0, where the tail's error is largest)."""
+    at ``x = 0``: the polynomial gains the constant ``Σ_{k>order} c_k(−1)^k`` (the dropped tail's
+    value at 0, where that tail is largest: its terms ``c_k(−1)^k ∝ q^k`` all have one sign)."""
     a = lam * lmax  # (2λ)·(λmax/2)
     root = jnp.sqrt((1.0 / a) * (2.0 + 1.0 / a))  # √(s²−1), without cancellation
     q = 1.0 + 1.0 / a - root
@@ -354,8 +382,6 @@ def _series(lap, lam, lmax, y, order, anchored):
         t_next = 2.0 * shifted(t_cur) - t_prev
         return t_cur, t_next, out + c[k] * t_next
 
-    if order < 1:
-        return 0.5 * c[0] * y
     *_, out = jax.lax.fori_loop(2, order + 1, body, (t_prev, t_cur, out))
     return out
 
@@ -395,12 +421,14 @@ def matting_prox(
     Args:
       x_c: content ``(H,W,3)`` in [0,1], or a :class:`MattingLaplacian` already built.
       lam: λ_L (50 in the paper). A pytree leaf, like ℒ's coefficients.
-      order: polynomial degree = number of products ℒv; default :func:`default_order`
-        (91 at λ = 50). Static.
-      lmax: upper end of the spectrum interval; default the proven bound 9.
+      order: polynomial degree = number of products ℒv (0: the identity); default
+        :func:`default_order` (63 at λ = 50: relative error ~1.5e-3 for a stylised-like ``Y``,
+        ~5e-3 for an unrelated photo). Static (one compiled program per order).
+      lmax: upper end of the spectrum interval; default the proven bound 9 (tight).
       eps: ε of the Laplacian (ignored when ``x_c`` is a Laplacian).
-      method: ``"semi"`` (Chebyshev semi-iterative, default) or ``"series"`` (truncated
-        Chebyshev series of ``1/(1+2λx)``).
+      method: ``"anchored"`` (default: Chebyshev series of ``1/(1+2λx)`` made exact at 0),
+        ``"series"`` (plain truncated series) or ``"semi"`` (Chebyshev semi-iterative method
+        for ``(I+2λℒ)x = Y``, with a guaranteed error bound but ~1.3× the order).
       form: ``"stencil"`` or ``"bcoo"`` (when building ℒ here).
 
     Returns:

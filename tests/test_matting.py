@@ -115,9 +115,20 @@ def test_prox_matches_exact_solve(chelsea_case):
     batch = jnp.stack([jnp.asarray(y), jnp.asarray(content)])
     out2 = jax.jit(lambda p, v: p(v))(prox2, batch)
     np.testing.assert_allclose(out2[0], out, atol=1e-5)
-    # more order, less error; the plain methods are worse at the same order
-    err_hi = _rel(matting_prox(lap, order=2 * default_order(50.0)).__call__(jnp.asarray(y)), exact)
+    # constants (ℒ's null space) pass through exactly, as in the exact prox
+    flat = prox(jnp.full(y.shape, 0.3, jnp.float32))
+    np.testing.assert_allclose(flat, 0.3, atol=1e-5)
+    # more order, less error
+    err_hi = _rel(matting_prox(lap, order=2 * default_order(50.0))(jnp.asarray(y)), exact)
     assert err_hi < _rel(out, exact)
+    # the semi-iterative method honours its guarantee ‖x_n − x‖ ≤ ‖x‖ / T_{n+1}(1 + 1/(λλmax))
+    n = 40
+    bound = 1.0 / np.cosh((n + 1) * np.arccosh(1.0 + 1.0 / (50.0 * LMAX_BOUND)))
+    err_semi = _rel(matting_prox(lap, order=n, method="semi")(jnp.asarray(y)), exact)
+    assert err_semi <= bound * 1.001
+    err_series = _rel(matting_prox(lap, order=n, method="series")(jnp.asarray(y)), exact)
+    err_anchored = _rel(matting_prox(lap, order=n)(jnp.asarray(y)), exact)
+    assert err_anchored < err_series < err_semi
 
 
 def test_series_coefficients_match_pygsp():

@@ -7,10 +7,12 @@ import pytest
 from jax.tree_util import Partial
 
 import flexsolver as fs
-from flexsolver.network import heaviside, init_iteration, iteration, param_count
+from flexsolver.network import heaviside, init_iteration, param_count
+from flexsolver.network import iteration as _iteration
 from tests.conftest import sample_image
 
 N, L = 2, 4
+iteration = jax.jit(_iteration, static_argnames="nonlinearity")  # one compile per call shape
 OFF = {name: 0.0 for name in fs.STYLE_LAYERS}
 
 
