@@ -7,12 +7,14 @@ The public API, importable from ``flexsolver`` itself:
   :func:`alpha`, :func:`ltv`;
 * the slow reference: :func:`gatys`;
 * the learned solver: :func:`init_params`, :func:`solve`;
-* proximal operators: :func:`compose`, :data:`identity`, :func:`clip`.
+* proximal operators: :func:`compose`, :data:`identity`, :func:`clip`, :func:`matting_prox`,
+  :func:`temporal_prox`.
 """
 
 from flexsolver import images
 from flexsolver.checkpoint import CheckpointError, load_checkpoint
 from flexsolver.gatys import gatys
+from flexsolver.matting import matting_laplacian, matting_prox
 from flexsolver.losses import (
     alpha,
     content_loss,
@@ -26,6 +28,7 @@ from flexsolver.losses import (
 from flexsolver.network import init_params, param_count
 from flexsolver.prox import clip, compose, identity
 from flexsolver.solver import solve
+from flexsolver.video import temporal_prox
 from flexsolver.vgg import (
     CONTENT_LAYER,
     STYLE_LAYERS,
@@ -38,6 +41,7 @@ from flexsolver.vgg import (
 __all__ = [
     "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",
     "alpha", "clip", "compose", "content_loss", "gatys", "gram", "identity", "init_params",
-    "load_checkpoint", "load_vgg19", "ltv", "mix_grams", "param_count", "solve", "style_grams", "style_loss", "tv",
+    "load_checkpoint", "load_vgg19", "ltv", "matting_laplacian", "matting_prox", "mix_grams", "param_count", "solve",
+    "style_grams", "style_loss", "temporal_prox", "tv",
     "vgg_features",
 ]  # fmt: skip

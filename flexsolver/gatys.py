@@ -86,9 +86,12 @@ def gatys(
     x = jnp.array(x_c)
     state = _make_tx(config).init(x)
     losses = []
-    for _ in tqdm(range(steps), desc=f"gatys ({method})", disable=not progress, leave=False):
+    bar = tqdm(range(steps), desc=f"gatys ({config[0]})", disable=not progress, leave=False)
+    for i in bar:
         x, state, value = _step(x, state, args, prox, config)
         losses.append(value)
+        if progress and i % 10 == 0:
+            bar.set_postfix(ltv=f"{float(value):.4f}")
     x = jnp.clip(x, 0.0, 1.0)
     if return_losses:
         return x, [float(v) for v in losses]

@@ -22,7 +22,7 @@ import pytest
 from tests.multihost_worker import UNAVAILABLE, flatten, global_batch, sgd_step
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT_S = 240  # both processes, compile included, on a loaded 2-core machine
+TIMEOUT_S = 300  # workers and reference, compiles included, on a loaded 2-core machine
 
 
 def free_port() -> int:
@@ -31,8 +31,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_workers(out: Path, count: int = 2) -> list[tuple[int, str]]:
-    """Starts ``count`` worker processes; returns their (exit code, stderr). Kills them on timeout."""
+def start_workers(out: Path, count: int = 2) -> tuple[list[subprocess.Popen], list[Path]]:
+    """Starts ``count`` worker processes, 1 CPU device each, on a free loopback port."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
     env["XLA_FLAGS"] = " ".join([*flags, "--xla_force_host_platform_device_count=1"])
@@ -44,19 +44,31 @@ def run_workers(out: Path, count: int = 2) -> list[tuple[int, str]]:
         for i in range(count):
             cmd = [sys.executable, "-m", "tests.multihost_worker", "--coordinator", coordinator,
                    "--num-processes", str(count), "--process-id", str(i), "--out", str(out), "--timeout", "120"]
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=logs[i].open("w")))
-        deadline = time.monotonic() + TIMEOUT_S
+            with logs[i].open("w") as log:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
+    except BaseException:
+        stop(procs)
+        raise
+    return procs, logs
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def wait_workers(procs, logs, deadline: float) -> list[tuple[int, str]]:
+    """(exit code, stderr) of every worker; kills them all when ``deadline`` passes."""
+    try:
         for p in procs:
             p.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the {count} processes did not finish in {TIMEOUT_S} s:\n" + "\n".join(
+        pytest.fail(f"the {len(procs)} processes did not finish in {TIMEOUT_S} s:\n" + "\n".join(
             f"--- worker {i}\n{log.read_text()[-3000:]}" for i, log in enumerate(logs)))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        stop(procs)
     return [(p.returncode, log.read_text()) for p, log in zip(procs, logs)]
 
 
@@ -65,24 +77,27 @@ def test_two_processes_give_the_same_update_as_one(vgg, tmp_path):
     if "jax_cpu_collectives_implementation" not in jax.config.values:
         pytest.skip(f"JAX {jax.__version__} has no CPU collectives (jax_cpu_collectives_implementation)")
     out = tmp_path / "params.npz"
-    results = run_workers(out)
+    deadline = time.monotonic() + TIMEOUT_S
+    procs, logs = start_workers(out)
+    try:
+        # The reference, computed while the workers run: one process, one device, the whole batch.
+        import flexsolver as fs
+        from flexsolver.training import replicate, shard, unreplicate
+        from tests.multihost_worker import L, N, SEED
+
+        devices = jax.local_devices()[:1]
+        params = fs.init_params(jax.random.PRNGKey(SEED), n=N, l=L)
+        step, sgd = sgd_step(devices)
+        p, _, metrics = step(replicate(params, devices), replicate(sgd.init(params), devices), vgg,
+                             shard(global_batch(), 1))
+        expected = flatten(unreplicate(p))
+        initial = flatten(params)
+    finally:
+        results = wait_workers(procs, logs, deadline)
     if any(code == UNAVAILABLE for code, _ in results):
         pytest.skip("CPU collectives unavailable: " + " | ".join(log.strip()[-500:] for _, log in results))
     for i, (code, log) in enumerate(results):
         assert code == 0, f"worker {i} exited with {code}:\n{log[-3000:]}"
-
-    # The reference: one process, one device, the whole global batch.
-    import flexsolver as fs
-    from flexsolver.training import replicate, shard, unreplicate
-    from tests.multihost_worker import L, N, SEED
-
-    devices = jax.local_devices()[:1]
-    params = fs.init_params(jax.random.PRNGKey(SEED), n=N, l=L)
-    step, sgd = sgd_step(devices)
-    p, _, metrics = step(replicate(params, devices), replicate(sgd.init(params), devices), vgg,
-                         shard(global_batch(), 1))
-    expected = flatten(unreplicate(p))
-    initial = flatten(params)
 
     got = dict(np.load(out))
     np.testing.assert_allclose(got.pop("loss"), float(metrics["loss"][0]), rtol=1e-5)
