@@ -8,7 +8,7 @@ The public API, importable from ``flexsolver`` itself:
 * the slow reference: :func:`gatys`;
 * the learned solver: :func:`init_params`, :func:`solve`;
 * proximal operators: :func:`compose`, :data:`identity`, :func:`clip`, :func:`matting_prox`,
-  :func:`temporal_prox`.
+  :func:`temporal_prox`, :func:`superres_prox`.
 """
 
 from flexsolver import images
@@ -28,6 +28,7 @@ from flexsolver.losses import (
 from flexsolver.network import init_params, param_count
 from flexsolver.prox import clip, compose, identity
 from flexsolver.solver import solve
+from flexsolver.superres import superres_prox
 from flexsolver.video import temporal_prox
 from flexsolver.vgg import (
     CONTENT_LAYER,
@@ -42,6 +43,6 @@ __all__ = [
     "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",
     "alpha", "clip", "compose", "content_loss", "gatys", "gram", "identity", "init_params",
     "load_checkpoint", "load_vgg19", "ltv", "matting_laplacian", "matting_prox", "mix_grams", "param_count", "solve",
-    "style_grams", "style_loss", "temporal_prox", "tv",
+    "style_grams", "style_loss", "superres_prox", "temporal_prox", "tv",
     "vgg_features",
 ]  # fmt: skip

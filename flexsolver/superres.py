@@ -21,7 +21,7 @@ the transpose of the reflect padding, which folds the border weights back in).
 by conjugate gradient (``jax.scipy.sparse.linalg.cg``) from ``X = Y`` until
 ``‖residual‖ ≤ tol·‖right-hand side‖`` (relative, joint over all planes; default ``tol = 1e-5``,
 at most ``maxiter = 100`` iterations; the system is well conditioned, κ ≤ 1 + 2λ‖D‖²,
-and converges in ~15–25 iterations at λ = 50).
+and reaches 1e-5 in ~12–15 iterations at λ = 50, 192×192).
 
 **Three channels.** The solver works on RGB-shaped images, so the luminance is replicated into
 three channels. We use the prox of ``ι_grey(X) + R(X)``, where ``ι_grey`` is the indicator of
