@@ -119,7 +119,7 @@ def replicate(tree: Any, devices=None) -> Any:
     count = len(devices or jax.local_devices())
     stacked = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (count, *np.shape(a))), tree)
     # Through pmap, so the arrays already have the layout the train step returns (no recompile).
-    return jax.pmap(lambda t: t, devices=devices)(stacked)
+    return jax.pmap(lambda t: t, axis_name=AXIS, devices=devices)(stacked)
 
 
 def unreplicate(tree: Any) -> Any:
