@@ -13,7 +13,6 @@ the parameters gives ``n`` and ``l``, from which the parameter structure is rebu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +105,3 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[Any, dict]:
         first = text.splitlines()[0] if text else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {directory}: {first[:300]}") from None
     return params, config
-
-
-def config_json(config: Any) -> dict:
-    """A JSON-able dict of a dataclass config."""
-    import dataclasses
-
-    return json.loads(json.dumps(dataclasses.asdict(config)))
