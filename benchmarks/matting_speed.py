@@ -18,7 +18,6 @@ sample photo. Timings are wall-clock medians on whatever device JAX uses (scipy:
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -26,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+
+from timing import timed
 
 from flexsolver.matting import (
     METHODS,
@@ -77,15 +78,6 @@ def _apply(prox, y):
     return prox(y)
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """``"512x256"`` (W×H) → ``(H, W)``."""
     out = []
@@ -104,11 +96,11 @@ def speed_table(sizes, lam: float, order: int | None, method: str, repeats: int,
         content = sample("chelsea", (h, w))
         y = stylised_like(content, y_kind)
         matting_laplacian(content)  # compiles the builder for this size
-        t_build = timed(lambda: matting_laplacian(content).coeffs, repeats)
+        _, t_build = timed(lambda: matting_laplacian(content).coeffs, repeats, untimed=0)
         prox = matting_prox(matting_laplacian(content), lam=lam, order=order, method=method)
         y_dev = jnp.asarray(y)
         out = _apply(prox, y_dev)  # compiles
-        t_prox = timed(lambda: _apply(prox, y_dev), repeats)
+        _, t_prox = timed(lambda: _apply(prox, y_dev), repeats, untimed=0)
         exact, t_exact = exact_solve(laplacian_to_scipy(prox.args[0]), y, lam)
         err = rel_err(out, exact)
         print(

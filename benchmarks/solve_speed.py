@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import flexsolver as fs  # noqa: E402
 from experiments.baselines.adain import load_decoder, make_stylizer  # noqa: E402
+from timing import timed  # noqa: E402
 
 DEFAULT_SIZES = ("256x256", "512x512", "1024x512")
 N = 4
@@ -58,13 +57,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def median_time(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after one untimed (compiling) call."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed(fn, repeats)[1]
 
 
 def main(argv=None) -> None:

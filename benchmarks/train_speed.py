@@ -45,11 +45,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = (  # (name, N, L, size, batch)
@@ -63,19 +63,6 @@ def load_average() -> str:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def timed(fn, steps: int, untimed: int = 1) -> tuple[list[float], float]:
-    """(wall s of the first ``untimed`` calls, median s of ``steps`` further calls);
-    ``fn()`` returns what to block on."""
-    import jax
-
-    times = []
-    for _ in range(untimed + steps):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return times[:untimed], statistics.median(times[untimed:])
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict:

@@ -41,7 +41,7 @@ from flexsolver.vgg import (
 
 __all__ = [
     "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",
-    "alpha", "clip", "compose", "content_loss", "gatys", "gram", "identity", "init_params",
+    "alpha", "clip", "compose", "images", "content_loss", "gatys", "gram", "identity", "init_params",
     "load_checkpoint", "load_vgg19", "ltv", "matting_laplacian", "matting_prox", "mix_grams", "param_count", "solve",
     "style_grams", "style_loss", "superres_prox", "temporal_prox", "tv",
     "vgg_features",
