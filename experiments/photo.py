@@ -18,8 +18,7 @@ import jax
 import numpy as np
 
 import flexsolver as fs
-from experiments.common import cli_errors, load_pair
-from experiments.restructure import load_solver
+from experiments.common import cli_errors, load_pair, load_solver
 from flexsolver import images
 from flexsolver.matting import matting_prox
 

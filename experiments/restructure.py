@@ -11,32 +11,16 @@ checkpoint is shipped yet).
 from __future__ import annotations
 
 import argparse
-import sys
 
-import jax
 import numpy as np
 
 import flexsolver as fs
-from experiments.common import cli_errors, load_pair
+from experiments.common import cli_errors, load_pair, load_solver
 from flexsolver import images
-from flexsolver.checkpoint import CheckpointError, load_checkpoint
 from flexsolver.shipped import example
 
 INTENSITIES = (0.2, 0.6, 1.0, 1.4)
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def load_solver(checkpoint: str | None, random: bool):
-    """(params, nonlinearity, description) from a checkpoint, the shipped one, or random."""
-    if not random:
-        try:
-            params, config = load_checkpoint(checkpoint)
-            return params, config.get("nonlinearity", "heaviside"), f"checkpoint n={config['n']} l={config['l']}"
-        except CheckpointError as e:
-            if checkpoint is not None:
-                raise
-            print(f"warning: {e}; using random parameters", file=sys.stderr)
-    return fs.init_params(jax.random.PRNGKey(0), n=4, l=32), "heaviside", "random parameters"
 
 
 def grid(params, nonlinearity, vgg, x_c, x_s, x_s2) -> np.ndarray:

@@ -32,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import flexsolver as fs
-from experiments.common import cli_errors
-from experiments.restructure import load_solver
+from experiments.common import cli_errors, load_solver
 from flexsolver import images
 from flexsolver import superres as sr
 

@@ -20,8 +20,7 @@ import time
 import numpy as np
 
 import flexsolver as fs
-from experiments.common import cli_errors
-from experiments.restructure import load_solver
+from experiments.common import cli_errors, load_solver
 from flexsolver import images
 from flexsolver import video as fv
 from flexsolver.matting import matting_prox

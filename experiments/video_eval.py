@@ -28,8 +28,7 @@ import jax
 import numpy as np
 
 import flexsolver as fs
-from experiments.common import cli_errors
-from experiments.restructure import load_solver
+from experiments.common import cli_errors, load_solver
 from experiments.video import stylise_clip
 from flexsolver import images
 from flexsolver import video as fv
