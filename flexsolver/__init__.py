@@ -6,10 +6,13 @@ The public API, importable from ``flexsolver`` itself:
   :func:`gram`, :func:`content_loss`, :func:`style_loss`, :func:`mix_grams`, :func:`tv`,
   :func:`alpha`, :func:`ltv`;
 * the slow reference: :func:`gatys`;
-* the learned solver: :func:`init_params`, :func:`solve`;
+* the learned solver: :func:`init_params`, :func:`solve`, :func:`load_checkpoint`, and
+  :func:`stylize` (images in, image out, with every runtime control);
 * proximal operators: :func:`compose`, :data:`identity`, :func:`clip`, :func:`matting_prox`,
   :func:`temporal_prox`, :func:`superres_prox`.
 """
+
+__version__ = "0.1.0"
 
 from flexsolver import images
 from flexsolver.checkpoint import CheckpointError, load_checkpoint
@@ -29,6 +32,7 @@ from flexsolver.network import init_params, param_count
 from flexsolver.prox import clip, compose, identity
 from flexsolver.solver import solve
 from flexsolver.superres import superres_prox
+from flexsolver.transfer import stylize
 from flexsolver.video import temporal_prox
 from flexsolver.vgg import (
     CONTENT_LAYER,
@@ -43,6 +47,6 @@ __all__ = [
     "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",
     "alpha", "clip", "compose", "images", "content_loss", "gatys", "gram", "identity", "init_params",
     "load_checkpoint", "load_vgg19", "ltv", "matting_laplacian", "matting_prox", "mix_grams", "param_count", "solve",
-    "style_grams", "style_loss", "superres_prox", "temporal_prox", "tv",
+    "style_grams", "style_loss", "stylize", "superres_prox", "temporal_prox", "tv",
     "vgg_features",
 ]  # fmt: skip

@@ -40,8 +40,25 @@ def _restore_params(directory: Path, config: dict, dtype: str) -> Any:
         lambda s: jax.ShapeDtypeStruct(s.shape, jnp.dtype(dtype)), abstract_params(config["n"], config["l"])
     )
     with ocp.StandardCheckpointer() as ckptr:
+        _check_shapes(ckptr.metadata(directory), target, config)
         params = ckptr.restore(directory, target)
     return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+
+
+def _check_shapes(metadata: Any, target: Any, config: dict) -> None:
+    """Orbax restores into a target of other shapes without complaint (it pads or slices), so the
+    stored tree is compared with the one ``config`` describes before restoring."""
+    stored = getattr(metadata, "item_metadata", metadata)
+    stored_shapes = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in
+                     jax.tree_util.tree_flatten_with_path(stored, is_leaf=lambda x: hasattr(x, "shape"))[0]}
+    wanted = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(target)[0]}
+    if stored_shapes != wanted:
+        bad = sorted(set(stored_shapes) ^ set(wanted)) or sorted(k for k in wanted if stored_shapes[k] != wanted[k])
+        key = bad[0]
+        raise ValueError(
+            f"parameters do not match the config (n={config['n']}, l={config['l']}): {key} is "
+            f"{stored_shapes.get(key, 'missing')} in the checkpoint, {wanted.get(key, 'absent')} expected"
+        )
 
 
 def _read_json(path: Path) -> dict:

@@ -252,3 +252,45 @@ def psnr(x, ref, peak: float = 1.0) -> float:
     """``10 log10(peak² / mean((x − ref)²))`` in dB."""
     mse = float(jnp.mean((jnp.asarray(x, jnp.float32) - jnp.asarray(ref, jnp.float32)) ** 2))
     return float("inf") if mse == 0 else 10.0 * math.log10(peak**2 / mse)
+
+
+GUIDED_WEIGHTS = {"conv1_1": 1.0, "conv2_1": 1.0, "conv3_1": 1.0, "conv4_1": 1.0, "conv5_1": 0.0}
+"""Style weights of guided super-resolution: all scales but the coarsest (a texture guide has no
+meaningful layout at conv5_1's receptive field)."""
+
+
+def superresolve_luminance(params, y_low, guide_grams, *, lam: float = 50.0, guided: bool = True,
+                           nonlinearity: str = "heaviside") -> jax.Array:
+    """×3 super-resolution of a luminance ``y_low`` ``(h,w)`` → ``(3h,3w)`` (not clipped).
+
+    Starts from the bicubic upsampling and runs the solver with
+    :func:`luminance_superres_prox` (``λ = lam``); ``guide_grams`` are the Grams of the user's
+    guide ``X_ref`` (its Y replicated to 3 channels). ``guided=False`` switches every style
+    weight off, leaving the data term alone (the unguided baseline).
+    """
+    from flexsolver.solver import solve
+    from flexsolver.vgg import STYLE_LAYERS
+
+    y_low = jnp.asarray(y_low, jnp.float32)
+    x_c = jnp.repeat(bicubic_upsample(y_low)[..., None], 3, axis=-1)
+    weights = GUIDED_WEIGHTS if guided else {name: 0.0 for name in STYLE_LAYERS}
+    prox = luminance_superres_prox(y_low, lam)
+    out = solve(params, x_c, guide_grams, prox=prox, style_weights=weights, nonlinearity=nonlinearity)
+    return jnp.mean(out, axis=-1)
+
+
+def superresolve(params, vgg, x_low, guide=None, *, lam: float = 50.0, nonlinearity: str = "heaviside") -> np.ndarray:
+    """×3 super-resolution of an RGB image ``(h,w,3)`` → ``(3h,3w,3)`` in [0,1] (SPEC §4.3).
+
+    The luminance goes through :func:`superresolve_luminance`, guided by the texture ``guide``
+    (an RGB image; ``None``: unguided); the chroma is upsampled bicubically.
+    """
+    from flexsolver.losses import style_grams
+
+    ycc_low = rgb_to_ycbcr(x_low)
+    ref = ycc_low if guide is None else rgb_to_ycbcr(guide)
+    grams = style_grams(vgg, jnp.repeat(jnp.clip(ref[..., :1], 0, 1), 3, axis=-1))
+    y = superresolve_luminance(params, ycc_low[..., 0], grams, lam=lam, guided=guide is not None,
+                               nonlinearity=nonlinearity)
+    chroma = bicubic_upsample(ycc_low[..., 1:])
+    return np.clip(np.asarray(ycbcr_to_rgb(jnp.concatenate([y[..., None], chroma], axis=-1))), 0.0, 1.0)

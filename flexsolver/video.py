@@ -41,6 +41,8 @@ __all__ = [
     "consistency_mask",
     "flow",
     "flows",
+    "frame_prox",
+    "stylise_clip",
     "read_frames",
     "temporal_prox",
     "warp",
@@ -310,3 +312,59 @@ class VideoWriter:
         else:
             self.abort()
         return False
+
+
+def frame_prox(frame, warped, mask, lam: float, photo: bool):
+    """The prox for one frame: [matting of the frame] → temporal → clip to [0,1]."""
+    from flexsolver.matting import matting_prox
+    from flexsolver.prox import clip, compose
+
+    parts = [matting_prox(frame)] if photo else []
+    parts += [temporal_prox(warped, mask, lam), clip(0.0, 1.0)]
+    return compose(*parts)
+
+
+def stylise_clip(
+    params,
+    frames,
+    grams,
+    *,
+    nonlinearity: str = "heaviside",
+    temporal: bool = True,
+    photo: bool = False,
+    lam: float = 0.37,
+    flow_masks=None,
+    progress: bool = True,
+):
+    """Yields the stylised frames (float32 ``(H,W,3)`` in [0,1]) one by one, online.
+
+    ``flow_masks``: precomputed :func:`flexsolver.video.flows` of ``frames`` (computed here,
+    pair by pair, when ``None`` and ``temporal``).
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from flexsolver.solver import solve
+
+    h, w = frames[0].shape[:2]
+    no_mask = np.zeros((h, w), np.float32)
+    prev = None
+    bar = tqdm(total=len(frames), unit="frame", disable=not progress, file=sys.stderr)
+    try:
+        for i, frame in enumerate(frames):
+            if temporal and prev is not None:
+                if flow_masks is not None:
+                    w_bw, mask = flow_masks[i - 1]
+                else:
+                    w_bw, mask = flows([frames[i - 1], frame])[0]
+                warped = warp(prev, w_bw)
+            else:
+                warped, mask = np.zeros_like(frame), no_mask
+            prox = frame_prox(frame, warped, mask, lam, photo)
+            out = np.asarray(solve(params, frame, grams, prox=prox, nonlinearity=nonlinearity))
+            prev = out
+            bar.update(1)
+            yield out
+    finally:
+        bar.close()
