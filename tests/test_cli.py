@@ -201,3 +201,18 @@ def test_console_entry_point():
     out = subprocess.run([sys.executable, "-m", "flexsolver", "stylize", "a.png"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "error: give a CONTENT image (or folder) and at least one STYLE image, or --example"]
+
+
+def test_shipped_checkpoint_and_example(tmp_path, capsys):
+    from flexsolver.shipped import DEFAULT_MODEL, shipped_checkpoint
+
+    params, config = fs.load_checkpoint()
+    assert shipped_checkpoint().name == DEFAULT_MODEL
+    assert sum(x.size for x in jax.tree.leaves(params)) == fs.param_count(config["n"], config["l"])
+    reference = fs.init_params(jax.random.PRNGKey(0), n=config["n"], l=config["l"])
+    assert jax.tree.structure(params) == jax.tree.structure(reference)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+    out = tmp_path / "stylized.png"
+    code, stdout, stderr = run(["stylize", "--example", "-o", str(out), "--max-side", "64"], capsys)
+    assert code == 0, stderr
+    assert max(Image.open(out).size) == 64 and f"n={config['n']}" in stdout
