@@ -27,8 +27,7 @@ the output, ending with ``jax.block_until_ready``: it includes the style's Grams
 Gatys, and encoding the style for AdaIN (as the original does). Compilation is excluded: before
 the timed call, whatever the call compiles for a shape not seen yet (Grams per style shape, the
 solver / Gatys step per content shape, AdaIN per content-and-style shape) is compiled by one
-untimed warm-up call (for Gatys, a 2-step run: its jitted step compiles for the L-BFGS
-state after init and again for the state after one update).
+untimed warm-up call (for Gatys, a 1-step run: its jitted L-BFGS step compiles once per shape).
 
 Writes to ``--out``: ``results.jsonl`` (one line per pair × method: content, style, method, ltv,
 seconds; appended as it goes, so an interrupted run continues where it stopped when rerun with
@@ -180,9 +179,7 @@ def make_methods(names: Sequence[str], vgg, solver=None, decoder=None) -> dict[s
                 return fs.gatys(vgg, x_c, fs.style_grams(vgg, x_s), steps=steps, method="lbfgs")
 
             keys = lambda c, s: {("grams", s), ("gatys", c)}  # noqa: E731
-            # 2 steps: optax's L-BFGS state after init and after one update differ in type, so
-            # the jitted step compiles twice (measured: the 2nd step of a fresh shape takes ~10 s)
-            methods[name] = Method(name, gatys, keys, warmup=partial(gatys, steps=2), seen=seen)
+            methods[name] = Method(name, gatys, keys, warmup=partial(gatys, steps=1), seen=seen)
     return methods
 
 

@@ -84,7 +84,9 @@ def gatys(
     config = ("lbfgs" if method == "lbfgs" and prox is None else "adam", lr, memory_size)
     prox = None if prox is None else as_pytree(prox)
     x = jnp.array(x_c)
-    state = _make_tx(config).init(x)
+    # optax's line-search info starts weakly typed and comes back strongly typed: make it strong
+    # now, so that the step compiles once instead of twice.
+    state = jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), _make_tx(config).init(x))
     losses = []
     bar = tqdm(range(steps), desc=f"gatys ({config[0]})", disable=not progress, leave=False)
     for i in bar:
