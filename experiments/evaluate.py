@@ -7,7 +7,10 @@ Pairs: every content × style of the two folders (12 × 12 = 144 with ``../share
 fixed shuffle seeded by ``--seed`` (:func:`pairs`: each run of 12 consecutive pairs has 12 distinct
 contents and 12 distinct styles); ``--limit K`` takes the first ``K`` (so a quick run still mixes
 contents and styles, and a larger ``K`` extends a smaller one). Both images are loaded with
-their longest side at ``--size`` (aspect kept), so image shapes differ from pair to pair.
+their longest side at ``--size`` (aspect kept), so image shapes differ from pair to pair and each
+new shape compiles (minutes per pair on a CPU for AdaIN and the solver together); with
+``--square``, the centre square of each image resized to ``size × size``: one shape, one
+compilation per method.
 
 Methods, all on the same VGG-19 (``fs.load_vgg19()``), loss, pairs and resolution:
 
@@ -314,11 +317,21 @@ def grid_row(x_c, x_s, outputs: Sequence) -> list:
     return [x_c, fit(x_s), *(fit(o) for o in outputs)]
 
 
-def write_grid(out: Path, selected: Sequence[tuple[Path, Path]], methods: Sequence[str], size: int) -> None:
+def load_eval_image(path, size: int, square: bool) -> np.ndarray:
+    """An evaluation image: longest side ``size`` (aspect kept), or with ``square`` the centre
+    square resized to ``size × size`` (one shape for every pair: each method compiles once)."""
+    if not square:
+        return images.load_image(path, max_side=size)
+    x = images.center_square(images.load_image(path))
+    return np.clip(images.resize(x, (size, size), method="lanczos"), 0.0, 1.0)
+
+
+def write_grid(out: Path, selected: Sequence[tuple[Path, Path]], methods: Sequence[str], size: int,
+               square: bool = False) -> None:
     rows = []
     shown = [m for m in methods if m != "content"]
     for c, s in selected[:GRID_ROWS]:
-        x_c, x_s = images.load_image(c, max_side=size), images.load_image(s, max_side=size)
+        x_c, x_s = load_eval_image(c, size, square), load_eval_image(s, size, square)
         outs = []
         for m in shown:
             p = out / IMAGES / image_name(c.name, s.name, m)
@@ -343,7 +356,7 @@ def evaluate(args) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / IMAGES).mkdir(exist_ok=True)
     checkpoint = "default" if args.checkpoint is None else str(Path(args.checkpoint).resolve())
-    config = {"size": args.size, "checkpoint": checkpoint}
+    config = {"size": args.size, "square": args.square, "checkpoint": checkpoint}
     recorded = check_config(out, config)
     solver_what = recorded.get("solver", "not loaded")  # what the checkpoint held, for the header
 
@@ -368,7 +381,7 @@ def evaluate(args) -> str:
         for i, ((c, s), names) in enumerate(bar):
             if not names:
                 continue
-            x_c, x_s = images.load_image(c, max_side=args.size), images.load_image(s, max_side=args.size)
+            x_c, x_s = load_eval_image(c, args.size, args.square), load_eval_image(s, args.size, args.square)
             grams = fs.style_grams(vgg, x_s)
             for m in names:
                 bar.set_postfix_str(f"{c.stem} × {s.stem}: {m}")
@@ -380,11 +393,11 @@ def evaluate(args) -> str:
                 records.append(record)
                 if i < GRID_ROWS and m != "content":
                     images.save_image(out / IMAGES / image_name(c.name, s.name, m), y)
-    write_grid(out, selected, methods, args.size)
+    write_grid(out, selected, methods, args.size, args.square)
 
     table = markdown_table(summarise(records, methods, [(c.name, s.name) for c, s in selected]))
     header = (
-        f"Evaluation at size {args.size}: {len(selected)} pairs ({len(contents)} contents × {len(styles)} styles, "
+        f"Evaluation at size {args.size}{f'×{args.size} (centre squares)' if args.square else ' (longest side)'}: {len(selected)} pairs ({len(contents)} contents × {len(styles)} styles, "
         f"seed {args.seed}), checkpoint {args.checkpoint or 'default'} ({solver_what}), machine: {machine()}.\n\n"
         "LTV with β = 1 (SPEC §1) of each output clipped to [0,1], lower is better; time: wall seconds per pair "
         "after compilation, including the style's Grams (ours, Gatys) or style encoding (AdaIN); "
@@ -403,6 +416,8 @@ def main(argv=None) -> None:
     parser.add_argument("--content", default=str(DATA / "content"), help="folder of content images")
     parser.add_argument("--style", default=str(DATA / "style"), help="folder of style images")
     parser.add_argument("--size", type=int, default=256, help="longest side of every image (px)")
+    parser.add_argument("--square", action="store_true",
+                        help="centre-square crops at SIZE×SIZE (one shape: no compilation per pair)")
     parser.add_argument("--limit", type=int, default=None, help="first K pairs of the seeded shuffle")
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated: content, ours, adain, gatysN")
     parser.add_argument("--out", default=None, help="output folder (default out/eval_<size>); rerun to resume")

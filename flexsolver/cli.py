@@ -30,11 +30,11 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_SIDE = 1024
-# Peak memory of one stylisation above the loaded process, per content pixel, measured by
-# benchmarks/peak_memory.py (N=4, L=32, first call with compilation; docs/DESIGN.md). The photo
-# prox adds the matting Laplacian's stencil and its Chebyshev recursion.
+# Peak memory of one stylisation above the loaded process, per content pixel: benchmarks/peak_memory.py
+# measured 1520 B/px at 1024² and 1100 at 2048² (N=4, L=32, first call; docs/DESIGN.md), about the
+# same with the photo prox; the photo budget keeps a margin for the float64 Laplacian build.
 BYTES_PER_PIXEL = 1400
-BYTES_PER_PIXEL_PHOTO = 2600
+BYTES_PER_PIXEL_PHOTO = 1600
 MEMORY_HEADROOM = 0.7  # use at most this share of the available memory
 
 
