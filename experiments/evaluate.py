@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 
 import flexsolver as fs
 from experiments.common import cli_errors, load_solver
+from flexsolver.shipped import shipped_checkpoint
 from flexsolver import images
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
@@ -355,7 +356,8 @@ def evaluate(args) -> str:
     out = Path(args.out if args.out is not None else f"out/eval_{args.size}")
     out.mkdir(parents=True, exist_ok=True)
     (out / IMAGES).mkdir(exist_ok=True)
-    checkpoint = "default" if args.checkpoint is None else str(Path(args.checkpoint).resolve())
+    # the resolved folder, also for the shipped default: results of another model never mix
+    checkpoint = str(Path(args.checkpoint if args.checkpoint is not None else shipped_checkpoint()).resolve())
     config = {"size": args.size, "square": args.square, "checkpoint": checkpoint}
     recorded = check_config(out, config)
     solver_what = recorded.get("solver", "not loaded")  # what the checkpoint held, for the header

@@ -103,7 +103,7 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys, vgg):
         assert by[(c, s, "gatys3")]["ltv"] < content["ltv"]
         assert all(by[(c, s, m)]["seconds"] > 0 for m in METHODS[1:])
     table = (out / "results.md").read_text()
-    assert "size 32: 3 pairs" in table
+    assert "size 32 (longest side): 3 pairs" in table
     for m in METHODS:
         assert f"| {m} | 3 |" in table and f"| {m} | 3 |" in printed
     grid = np.asarray(Image.open(out / "grid.png"))
@@ -148,3 +148,13 @@ def test_bad_inputs(setup, tmp_path, capsys, change, message):
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_square_images_are_centre_crops_at_size(tmp_path):
+    x = np.zeros((40, 80, 3), np.uint8)
+    x[:, 20:60] = 255  # the centre square is white, the sides black
+    path = tmp_path / "wide.png"
+    Image.fromarray(x).save(path)
+    sq = ev.load_eval_image(path, 32, square=True)
+    assert sq.shape == (32, 32, 3) and sq.min() > 0.99
+    assert ev.load_eval_image(path, 32, square=False).shape == (16, 32, 3)
