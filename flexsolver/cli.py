@@ -101,8 +101,9 @@ def memory_max_side(shape: tuple[int, int], photo: bool, memory: int | None = No
     return max(64, int(max(h, w) * math.sqrt(max_pixels / (h * w))))
 
 
-def read_content(path, max_side: int, photo: bool) -> np.ndarray:
-    """A content image, downscaled (with a warning) to ``max_side`` (0: none) and to what memory holds."""
+def read_content(path, max_side: int, photo: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """A content image, downscaled (with a warning) to ``max_side`` (0: none) and to what memory
+    holds, and its ``(H, W)`` as stored."""
     from flexsolver import images
 
     x = images.load_image(path)
@@ -116,33 +117,26 @@ def read_content(path, max_side: int, photo: bool) -> np.ndarray:
         x = images.resize_max_side(x, limit)
         warn(f"{path}: {w}×{h} downscaled to {x.shape[1]}×{x.shape[0]} (--max-side {limit}; --max-side 0 keeps "
              "the full size if memory allows)")
-    return x
+    return x, (h, w)
 
 
-def read_mask(path, content_size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """A mask image in [0,1] (its luminance), as large as the content file, resized to ``shape``."""
+def read_mask(path) -> np.ndarray:
+    """A mask image as ``(H, W)`` in [0,1] (its luminance)."""
     from flexsolver import images
 
-    m = images.load_image(path).mean(axis=-1)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"mask {path} does not exist")
+    return images.load_image(path).mean(axis=-1)
+
+
+def fit_mask(path, m: np.ndarray, content_size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Mask ``m`` (read from ``path``), which must be as large as the content file, resized to ``shape``."""
+    from flexsolver import images
+
     if m.shape != content_size:
         raise ValueError(f"mask {path} is {m.shape[1]}×{m.shape[0]} but the content is "
                          f"{content_size[1]}×{content_size[0]}; masks must have the content's size")
     return np.clip(images.resize(m, shape), 0.0, 1.0)
-
-
-def _image_size(path) -> tuple[int, int]:
-    """``(H, W)`` of an image file as stored, EXIF orientation applied (reads the header only)."""
-    from PIL import Image
-
-    from flexsolver.images import ImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except OSError as e:
-        raise ImageError(f"cannot read image {path}: {' '.join(str(e).split())}") from None
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def _contents(path: str) -> list[Path]:
@@ -172,8 +166,6 @@ def _output_paths(contents: list[Path], output: str, is_dir: bool, fmt: str) -> 
 
 
 def stylize_command(args) -> None:
-    import jax
-
     import flexsolver as fs
     from flexsolver import images
     from flexsolver.shipped import example
@@ -208,10 +200,7 @@ def stylize_command(args) -> None:
     photo_lam = (50.0 if args.lam is None else args.lam) if args.photo else None
     style_images = [images.load_image(s, max_side=args.style_size or (args.max_side or DEFAULT_MAX_SIDE))
                     for s in args.styles]
-    mask_paths = args.masks or []
-    for m in mask_paths:
-        if not Path(m).is_file():
-            raise FileNotFoundError(f"mask {m} does not exist")
+    mask_images = [(m, read_mask(m)) for m in args.masks or []]  # read once, fitted to each content
     params, nonlinearity, what = load_solver(args.checkpoint)
     vgg = fs.load_vgg19()
     grams = None if args.preserve_color else [fs.style_grams(vgg, s) for s in style_images]
@@ -225,13 +214,12 @@ def stylize_command(args) -> None:
     bar = tqdm(list(zip(contents, outputs)), unit="image", disable=len(contents) == 1 or args.quiet, file=sys.stderr)
     for content, output in bar:
         try:
-            x_c = read_content(content, args.max_side, args.photo)
-            masks = ([read_mask(m, _image_size(content), x_c.shape[:2]) for m in mask_paths] or None)
+            x_c, stored_size = read_content(content, args.max_side, args.photo)
+            masks = [fit_mask(p, m, stored_size, x_c.shape[:2]) for p, m in mask_images] or None
             out = stylize(params, vgg, x_c, style_images if grams is None else grams, weights=args.weights,
                           masks=masks, scales=scales, intensity=args.intensity, photo_lam=photo_lam,
                           preserve_color=args.preserve_color, nonlinearity=nonlinearity)
-            jax.block_until_ready(out)
-            images.save_image(output, out)
+            images.save_image(output, out)  # stylize returns a numpy array: the work is done
         except (ValueError, OSError) as e:
             if not is_dir:
                 raise

@@ -56,11 +56,6 @@ def check_mix_weights(weights: Sequence[float], n_styles: int) -> list[float]:
     return weights
 
 
-def _luminance_rgb(x) -> jnp.ndarray:
-    y = rgb_to_ycbcr(x)[..., :1]
-    return jnp.repeat(y, 3, axis=-1)
-
-
 def _match_luminance(x_s, y_c) -> jnp.ndarray:
     """``x_s``'s luminance, affinely matched to the mean and std of the content luminance ``y_c``."""
     y_s = rgb_to_ycbcr(x_s)[..., 0]
@@ -116,9 +111,9 @@ def stylize(
     if preserve_color:
         if any(isinstance(s, Mapping) for s in styles):
             raise ValueError("preserve_color needs the style images, not their Grams")
-        y_c = rgb_to_ycbcr(x_c)[..., 0]
-        styles = [_match_luminance(jnp.asarray(s, jnp.float32), y_c) for s in styles]
-        target = _luminance_rgb(x_c)
+        ycc_c = rgb_to_ycbcr(x_c)  # the content's Y drives the transfer, its CbCr come back at the end
+        styles = [_match_luminance(jnp.asarray(s, jnp.float32), ycc_c[..., 0]) for s in styles]
+        target = jnp.repeat(ycc_c[..., :1], 3, axis=-1)
     else:
         target = x_c
     grams = [s if isinstance(s, Mapping) else style_grams(vgg, s) for s in styles]
@@ -135,6 +130,5 @@ def stylize(
 
     if preserve_color:
         y_out = jnp.mean(out, axis=-1, keepdims=True)
-        chroma = rgb_to_ycbcr(x_c)[..., 1:]
-        out = ycbcr_to_rgb(jnp.concatenate([y_out, chroma], axis=-1))
+        out = ycbcr_to_rgb(jnp.concatenate([y_out, ycc_c[..., 1:]], axis=-1))
     return np.clip(np.asarray(out), 0.0, 1.0)
