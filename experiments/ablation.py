@@ -1,16 +1,18 @@
 """Small-scale ablation in the spirit of the paper's Fig. 3: iterations N and the backward-map gate.
 
-    python -m experiments.ablation [--runs 1:heaviside,2:heaviside,4:heaviside,4:relu] [--steps 150]
-        [--size 64] [--batch 4] [--l 16] [--lr 1e-4] [--eval-pairs 16] [--workdir runs/ablation]
-        [-o out/ablation]
+    python -m experiments.ablation [--runs 1:heaviside,2:heaviside,4:heaviside,4:relu] [--seeds 0,1]
+        [--steps 150] [--size 64] [--batch 4] [--l 16] [--lr 1e-4] [--eval-pairs 16]
+        [--workdir runs/ablation] [-o out/ablation]
 
 Each run is ``python -m experiments.train`` from scratch with the same budget (steps, batch,
-resolution, learning rate, width ``L``, seed, data order) and only ``N`` or the gate changed;
-its validation LTV (β = 1, the same fixed photo pairs for every run, drawn from ``--data``) at
-the last step is read back from ``metrics.jsonl``. Runs already finished in ``--workdir`` are
-not redone, so the script can be stopped and rerun. Writes ``OUT/ablation.md`` (mean ± std
-validation LTV per run, the contents' own LTV, per-iteration means, wall time) and
-``OUT/ablation.png`` (each run's last validation sample row, top to bottom in table order).
+resolution, learning rate, width ``L``) and only ``N`` or the gate changed, once per training
+seed (initial parameters and order of the training pairs). Every run is validated at its last
+step on the same fixed photo pairs (``--val-seed 0``, drawn from ``--data``; LTV with β = 1),
+read back from its ``metrics.jsonl``. Runs already finished in ``--workdir`` are not redone, so
+the script can be stopped and rerun. Writes ``OUT/ablation.md`` (per configuration: mean ± std
+over the pairs of all seeds, each seed's mean, per-iteration means, wall time) and
+``OUT/ablation.png`` (each configuration's first seed, last validation sample row, top to
+bottom in table order).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from flexsolver import images
 
@@ -47,10 +51,26 @@ def final_validation(workdir: Path, steps: int) -> dict | None:
     return done[-1] if done else None
 
 
-def train_run(n: int, gate: str, args, workdir: Path) -> float:
+def parse_seeds(text: str) -> list[int]:
+    seeds = [item.strip() for item in text.split(",")]
+    if not seeds or not all(s.isdigit() for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"bad --seeds {text!r}: expected distinct integers >= 0, e.g. 0,1")
+    return [int(s) for s in seeds]
+
+
+def pooled(records: list[dict]) -> tuple[float, float]:
+    """Mean and std over the pairs of several runs validated on the same number of pairs, from
+    each run's mean and (population) std: ``var = mean(std²) + var(means)``."""
+    means = np.array([r["val_ltv"] for r in records])
+    stds = np.array([r["val_ltv_std"] for r in records])
+    return float(means.mean()), float(np.sqrt((stds**2).mean() + means.var()))
+
+
+def train_run(n: int, gate: str, seed: int, args, workdir: Path) -> float:
     """Runs one training to the end (resuming if interrupted); returns its wall time in seconds."""
     command = [
         sys.executable, "-m", "experiments.train", "--n", str(n), "--l", str(args.l), "--nonlinearity", gate,
+        "--seed", str(seed), "--val-seed", "0",
         "--size", str(args.size), "--batch", str(args.batch), "--steps", str(args.steps), "--lr", str(args.lr),
         "--clip-grad-norm", "10", "--data", f"folder:{args.data}", "--eval-every", str(args.steps),
         "--eval-pairs", str(args.eval_pairs), "--save-every", str(args.steps), "--keep", "1",
@@ -67,13 +87,19 @@ def table(rows: list[dict], args) -> str:
         f"Ablation: L={args.l}, {args.size} px, batch {args.batch}, {args.steps} steps, Adam {args.lr:g}, "
         f"validation LTV (β = 1) on {args.eval_pairs} fixed photo pairs; lower is better.",
         "",
-        "| N | backward gate | val LTV mean ± std | per iteration (X(0) = content, …, X(N)) | wall time |",
-        "|---|---|---|---|---|",
+        f"Mean ± std over the pairs of the {len(args.seed_list)} training seeds ({args.seeds}) together; "
+        "then each seed's mean, the per-iteration means over seeds, and the wall time per run.",
+        "",
+        "| N | backward gate | val LTV mean ± std | per seed | per iteration (X(0) = content, …, X(N)) | wall time per run |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        per = ", ".join(f"{v:.3f}" for v in r["val_ltv_per_iteration"])
-        lines.append(f"| {r['n']} | {r['gate']} | {r['val_ltv']:.3f} ± {r['val_ltv_std']:.3f} | {per} | "
-                     f"{r['seconds'] / 60:.0f} min |")
+        mean, std = pooled(r["records"])
+        seeds = ", ".join(f"{rec['val_ltv']:.3f}" for rec in r["records"])
+        per_t = np.mean([rec["val_ltv_per_iteration"] for rec in r["records"]], axis=0)
+        per = ", ".join(f"{v:.3f}" for v in per_t)
+        lines.append(f"| {r['n']} | {r['gate']} | {mean:.3f} ± {std:.3f} | {seeds} | {per} | "
+                     f"{np.mean(r['seconds']) / 60:.0f} min |")
     return "\n".join(lines) + "\n"
 
 
@@ -82,6 +108,7 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1:heaviside,2:heaviside,4:heaviside,4:relu")
+    parser.add_argument("--seeds", default="0,1", help="training seeds, one run each per configuration")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
@@ -94,6 +121,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with cli_errors():
         runs = parse_runs(args.runs)
+        args.seed_list = parse_seeds(args.seeds)
         if min(args.steps, args.size, args.batch, args.l, args.eval_pairs) < 1:
             raise ValueError("--steps, --size, --batch, --l and --eval-pairs must be >= 1")
         if not Path(args.data).is_dir():
@@ -103,22 +131,27 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         rows = []
         for n, gate in runs:
-            workdir = root / f"n{n}_{gate}_l{args.l}_{args.size}px_{args.steps}steps"
-            timing = workdir.with_suffix(".seconds")
-            if final_validation(workdir, args.steps) is None:
-                print(f"training N={n} {gate} ...", flush=True)
-                seconds = train_run(n, gate, args, workdir)
-                timing.write_text(f"{seconds:.1f}\n")
-            record = final_validation(workdir, args.steps)
-            if record is None:
-                raise ValueError(f"run {workdir} ended without its final validation (see {workdir}.log)")
-            seconds = float(timing.read_text()) if timing.is_file() else float("nan")
-            rows.append({"n": n, "gate": gate, "seconds": seconds, "workdir": workdir, **record})
-            print(f"N={n} {gate}: val LTV {record['val_ltv']:.4f} ± {record['val_ltv_std']:.4f}", flush=True)
+            row = {"n": n, "gate": gate, "records": [], "seconds": [], "workdirs": []}
+            for seed in args.seed_list:
+                workdir = root / f"n{n}_{gate}_l{args.l}_{args.size}px_{args.steps}steps_seed{seed}"
+                timing = workdir.with_suffix(".seconds")
+                if final_validation(workdir, args.steps) is None:
+                    print(f"training N={n} {gate} seed {seed} ...", flush=True)
+                    seconds = train_run(n, gate, seed, args, workdir)
+                    timing.write_text(f"{seconds:.1f}\n")
+                record = final_validation(workdir, args.steps)
+                if record is None:
+                    raise ValueError(f"run {workdir} ended without its final validation (see {workdir}.log)")
+                row["records"].append(record)
+                row["seconds"].append(float(timing.read_text()) if timing.is_file() else float("nan"))
+                row["workdirs"].append(workdir)
+                print(f"N={n} {gate} seed {seed}: val LTV {record['val_ltv']:.4f} ± {record['val_ltv_std']:.4f}",
+                      flush=True)
+            rows.append(row)
         text = table(rows, args)
         (out / "ablation.md").write_text(text)
-        # first validation pair of each run: content | style | X(1) … X(N) (one grid row)
-        first_rows = [images.load_image(r["workdir"] / "samples" / f"step_{args.steps:07d}.png")[: args.size + 8]
+        # first validation pair of each configuration's first seed: content | style | X(1) … X(N) (one grid row)
+        first_rows = [images.load_image(r["workdirs"][0] / "samples" / f"step_{args.steps:07d}.png")[: args.size + 8]
                       for r in rows]
         images.save_image(out / "ablation.png", images.image_grid([[row] for row in first_rows], pad=0))
         print(text)

@@ -175,7 +175,7 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True) -> dict:
         (workdir / "config.json").write_text(json.dumps(run.config_json, indent=2) + "\n")
     val_pairs = None
     if config.eval_every:
-        val_pairs = fixed_pairs(config.val_data or config.data, config.size, config.eval_pairs, config.seed)
+        val_pairs = fixed_pairs(config.val_data or config.data, config.size, config.eval_pairs, config.val_seed)
     devices = jax.local_devices()
     params, opt_state = replicate(params, devices), replicate(opt_state, devices)
     batches = TrainBatches(

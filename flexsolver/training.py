@@ -38,7 +38,8 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # 0: no clipping (the paper's)
     data: str = "tfds:coco/2014"
     val_data: str = ""  # "" = the validation pairs come from `data`
-    seed: int = 0
+    seed: int = 0  # initial parameters and the order of the training pairs
+    val_seed: int = 0  # which fixed validation pairs (kept apart so runs of any seed compare)
     save_every: int = 1000
     keep: int = 3
     eval_every: int = 1000  # 0: no validation
