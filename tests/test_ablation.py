@@ -52,7 +52,7 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert Image.open(tmp_path / "out" / "ablation.png").size[1] == 32 + 8
     capsys.readouterr()
     ablation.main(argv)  # finished runs are read back, not retrained
-    assert "training" not in capsys.readouterr().out
+    assert "training N=" not in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         ablation.main([*argv[:-2], "--data", str(tmp_path / "missing")])
     assert e.value.code == 2
