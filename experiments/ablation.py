@@ -66,6 +66,11 @@ def pooled(records: list[dict]) -> tuple[float, float]:
     return float(means.mean()), float(np.sqrt((stds**2).mean() + means.var()))
 
 
+def run_dir(root: Path, n: int, gate: str, seed: int, args) -> Path:
+    """The workdir of one run (its log and wall time sit beside it as ``.log`` and ``.seconds``)."""
+    return root / f"n{n}_{gate}_l{args.l}_{args.size}px_{args.steps}steps_seed{seed}"
+
+
 def train_run(n: int, gate: str, seed: int, args, workdir: Path) -> float:
     """Runs one training to the end (resuming if interrupted); returns its wall time in seconds."""
     command = [
@@ -131,9 +136,9 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         rows = []
         for n, gate in runs:
-            row = {"n": n, "gate": gate, "records": [], "seconds": [], "workdirs": []}
+            row = {"n": n, "gate": gate, "records": [], "seconds": []}
             for seed in args.seed_list:
-                workdir = root / f"n{n}_{gate}_l{args.l}_{args.size}px_{args.steps}steps_seed{seed}"
+                workdir = run_dir(root, n, gate, seed, args)
                 timing = workdir.with_suffix(".seconds")
                 if final_validation(workdir, args.steps) is None:
                     print(f"training N={n} {gate} seed {seed} ...", flush=True)
@@ -144,15 +149,15 @@ def main(argv=None) -> None:
                     raise ValueError(f"run {workdir} ended without its final validation (see {workdir}.log)")
                 row["records"].append(record)
                 row["seconds"].append(float(timing.read_text()) if timing.is_file() else float("nan"))
-                row["workdirs"].append(workdir)
                 print(f"N={n} {gate} seed {seed}: val LTV {record['val_ltv']:.4f} ± {record['val_ltv_std']:.4f}",
                       flush=True)
             rows.append(row)
         text = table(rows, args)
         (out / "ablation.md").write_text(text)
         # first validation pair of each configuration's first seed: content | style | X(1) … X(N) (one grid row)
-        first_rows = [images.load_image(r["workdirs"][0] / "samples" / f"step_{args.steps:07d}.png")[: args.size + 8]
-                      for r in rows]
+        samples = [run_dir(root, r["n"], r["gate"], args.seed_list[0], args) / "samples" / f"step_{args.steps:07d}.png"
+                   for r in rows]
+        first_rows = [images.load_image(p)[: args.size + 8] for p in samples]
         images.save_image(out / "ablation.png", images.image_grid([[row] for row in first_rows], pad=0))
         print(text)
         print(f"wrote {out / 'ablation.md'} and {out / 'ablation.png'}")
