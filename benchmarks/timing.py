@@ -17,3 +17,14 @@ def timed(fn, repeats: int, untimed: int = 1) -> tuple[list[float], float]:
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return times[:untimed], statistics.median(times[untimed:])
+
+
+def load_average() -> str:
+    """``uptime``'s line (the load average), to print beside numbers taken on a shared machine."""
+    import os
+    import subprocess
+
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from flexsolver.losses import alpha, resize_mask
-from flexsolver.vgg import STYLE_LAYERS, conv3x3, max_pool2
+from flexsolver.conv import conv3x3
+from flexsolver.vgg import STYLE_LAYERS, max_pool2
 
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 WIDTH_FACTORS = (1, 2, 4, 8, 8)
@@ -157,9 +158,13 @@ def iteration(
         a = conv3x3(h, p["w"], p["b"])
         pre.append(a)
         h = jax.nn.relu(a)
-    # 2. style filters, 3. backward maps, 4. weighted sum.
+    # 2. style filters, 3. backward maps, 4. weighted sum. Every map ends with a conv to the 3
+    # image channels at full resolution; as that conv is linear, β_k · conv_k(B_k) summed over k
+    # is one conv of the concatenated β_k · B_k with the stacked kernels (the same sums, computed
+    # as one wide convolution instead of five thin ones).
     kernels = style_filters(params_t, styles)
-    update = jnp.zeros_like(x)
+    gate = (lambda b, a: b * heaviside(a)) if nonlinearity == "heaviside" else (lambda b, a: jax.nn.relu(b))
+    last_inputs, last_kernels = [], []
     for k, name in enumerate(STYLE_LAYERS):
         if name not in style_weights:
             continue
@@ -174,14 +179,11 @@ def iteration(
                 term = term * (m[..., None] if m.ndim == 3 else m[None, ..., None])
             d = d + term
         b = d
-        for j in range(k, -1, -1):
-            if nonlinearity == "heaviside":
-                b = b * heaviside(pre[j])
-            else:
-                b = jax.nn.relu(b)
-            b = conv3x3(b, params_t["backward"][k][j])
-            if j > 0:
-                b = upsample2(b)
+        for j in range(k, 0, -1):
+            b = upsample2(conv3x3(gate(b, pre[j]), params_t["backward"][k][j]))
         beta = jnp.asarray(style_weights[name], x.dtype)
-        update = update + beta.reshape(beta.shape + (1,) * (4 - beta.ndim)) * b
-    return update
+        last_inputs.append(beta.reshape(beta.shape + (1,) * (4 - beta.ndim)) * gate(b, pre[0]))
+        last_kernels.append(params_t["backward"][k][0])
+    if not last_inputs:
+        return jnp.zeros_like(x)
+    return conv3x3(jnp.concatenate(last_inputs, axis=-1), jnp.concatenate(last_kernels, axis=2))

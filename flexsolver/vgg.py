@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from flexsolver.conv import conv3x3
 from flexsolver.torch_io import TorchFormatError, load_state_dict
 
 # Conv layers in network order, up to conv5_1, and where 2×2 max-pooling follows.
@@ -123,16 +124,6 @@ def load_vgg19(path: str | Path | None = None) -> VGG19:
         padding=padding,
         ceil_pool=ceil_pool,
     )
-
-
-def conv3x3(x: jax.Array, w: jax.Array, b: jax.Array | None = None, padding: str = "reflect"):
-    """3×3 convolution, stride 1, same size. ``x``: (B,H,W,C_in), ``w``: (3,3,C_in,C_out)."""
-    mode = "reflect" if padding == "reflect" else "constant"
-    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
-    y = jax.lax.conv_general_dilated(
-        x, w, window_strides=(1, 1), padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    return y if b is None else y + b
 
 
 def max_pool2(x: jax.Array, ceil: bool = True) -> jax.Array:

@@ -37,7 +37,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from flexsolver.vgg import VGG19, WeightsError, conv3x3, default_weights_path, read_weights, vgg_features
+from flexsolver.conv import conv3x3
+from flexsolver.vgg import VGG19, WeightsError, default_weights_path, read_weights, vgg_features
 
 ENCODER_LAYER = "conv4_1"  # post-ReLU = relu4_1
 MULTIPLE = 8  # three 2× poolings before relu4_1

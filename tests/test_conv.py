@@ -1,0 +1,78 @@
+"""``conv3x3`` (the CPU lowering with its custom VJP) against PyTorch's conv2d and XLA's own conv."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flexsolver.conv import THIN, conv3x3, conv3x3_reference
+
+# (B, H, W, C_in, C_out): odd and even sizes, 2-pixel sides (the smallest reflection allows), a
+# thin output (XLA's weight gradient) and a wide one (the per-tap products).
+SHAPES = [(2, 7, 9, 3, 5), (1, 2, 3, 4, 1), (3, 16, 11, 6, THIN + 3), (1, 13, 13, 32, 3)]
+
+
+def _data(shape, seed=0):
+    b, h, w, c_in, c_out = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((b, h, w, c_in)).astype(np.float32)
+    k = rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    cot = rng.standard_normal((b, h, w, c_out)).astype(np.float32)
+    return x, k, bias, cot
+
+
+def _vjp(fn, x, k, bias, cot):
+    y, pullback = jax.vjp(fn, jnp.asarray(x), jnp.asarray(k), jnp.asarray(bias))
+    return (y, *pullback(jnp.asarray(cot)))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_torch_values_and_gradients(shape, padding):
+    torch = pytest.importorskip("torch")
+    x, k, bias, cot = _data(shape)
+    ours = jax.jit(lambda *a: _vjp(lambda x, k, b: conv3x3(x, k, b, padding), *a))(x, k, bias, cot)
+
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).double().requires_grad_()
+    kt = torch.from_numpy(k.transpose(3, 2, 0, 1).copy()).double().requires_grad_()
+    bt = torch.from_numpy(bias).double().requires_grad_()
+    mode = "reflect" if padding == "reflect" else "constant"
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (1, 1, 1, 1), mode=mode), kt, bt)
+    yt.backward(torch.from_numpy(cot.transpose(0, 3, 1, 2).copy()).double())
+    theirs = [
+        yt.detach().numpy().transpose(0, 2, 3, 1),
+        xt.grad.numpy().transpose(0, 2, 3, 1),
+        kt.grad.numpy().transpose(2, 3, 1, 0),
+        bt.grad.numpy(),
+    ]
+    for name, a, b in zip(("y", "dx", "dw", "db"), ours, theirs):
+        scale = np.abs(b).max()
+        assert np.abs(np.asarray(a) - b).max() <= 1e-5 * scale, name
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_lax_conv(shape, padding):
+    """Values bit-identical to the pad-then-VALID form, gradients to float32 rounding."""
+    x, k, bias, cot = _data(shape, seed=1)
+    run = lambda fn: jax.jit(lambda *a: _vjp(fn, *a))(x, k, bias, cot)  # noqa: E731
+    ours = run(lambda x, k, b: conv3x3(x, k, b, padding))
+    ref = run(lambda x, k, b: conv3x3_reference(x, k, padding) + b)
+    np.testing.assert_array_equal(ours[0], ref[0])
+    for a, b in zip(ours[1:], ref[1:]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * float(jnp.abs(b).max()))
+
+
+def test_second_order_and_bad_input():
+    x, k, _, _ = _data((1, 5, 6, 2, 9))
+    # A Hessian-vector product, reverse over reverse, goes through the custom VJP's own derivative.
+    f = lambda x: jnp.sum(jnp.tanh(conv3x3(x, jnp.asarray(k))) ** 2)  # noqa: E731
+    g = lambda fn: jax.grad(lambda x: jnp.vdot(jax.grad(fn)(x), jnp.ones_like(x)))(jnp.asarray(x))  # noqa: E731
+    f_ref = lambda x: jnp.sum(jnp.tanh(conv3x3_reference(x, jnp.asarray(k))) ** 2)  # noqa: E731
+    np.testing.assert_allclose(g(f), g(f_ref), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="padding"):
+        conv3x3(x, k, padding="circular")
+    with pytest.raises(ValueError, match="3,3,C_in,C_out"):
+        conv3x3(x, k[:, :, :1])
