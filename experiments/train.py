@@ -36,6 +36,7 @@ from flexsolver.checkpoint import CHECKPOINTS, CheckpointError, load_checkpoint
 from flexsolver.data import DataError, TrainBatches, fixed_pairs
 from flexsolver.network import NONLINEARITIES, init_params, param_count
 from flexsolver.training import (
+    SCHEDULES,
     TrainConfig,
     evaluate,
     make_optimizer,
@@ -60,6 +61,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
         kwargs = {"type": type(getattr(defaults, field.name)), "default": getattr(defaults, field.name)}
         if field.name == "nonlinearity":
             kwargs["choices"] = NONLINEARITIES
+        if field.name == "schedule":
+            kwargs["choices"] = SCHEDULES
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--epochs", type=float, default=None, help="overrides --steps: epochs of the data at --batch")
     parser.add_argument("--workdir", default="runs/default", help="checkpoints, metrics and samples go here")
@@ -68,6 +71,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
     parser.add_argument("--num-processes", type=int, default=None)
     parser.add_argument("--process-id", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="stop (saving a checkpoint) after this much wall time; 0: run to --steps")
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**values), args
@@ -80,6 +85,10 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"--size must be a positive multiple of 16 (got {config.size})")
     if config.batch < 1 or config.steps < 1 or config.lr <= 0:
         raise ValueError("--batch, --steps and --lr must be positive")
+    if not 0.0 <= config.crop_min <= 1.0:
+        raise ValueError(f"--crop-min must be in [0, 1] (0: centre squares), got {config.crop_min}")
+    if config.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {config.warmup}")
     devices = jax.device_count()
     if config.batch % devices:
         raise ValueError(f"--batch {config.batch} is not a multiple of the {devices} devices")
@@ -94,8 +103,9 @@ class Run:
         self.progress = progress
         self.is_main = jax.process_index() == 0
         self.vgg = load_vgg19()
-        self.optimizer = make_optimizer(config.lr, config.clip_grad_norm)
-        self.step_fn = make_train_step(config.lr, config.clip_grad_norm, config.nonlinearity)
+        schedule = (config.schedule, config.warmup, config.steps)
+        self.optimizer = make_optimizer(config.lr, config.clip_grad_norm, *schedule)
+        self.step_fn = make_train_step(config.lr, config.clip_grad_norm, config.nonlinearity, None, *schedule)
         self.manager = ocp.CheckpointManager(
             (workdir / CHECKPOINTS).absolute(),
             item_names=("params", "opt_state", "config"),
@@ -165,8 +175,9 @@ class Run:
         return float(losses[-1].mean())
 
 
-def train(config: TrainConfig, workdir: Path, progress: bool = True) -> dict:
-    """Runs (or resumes) training until ``config.steps``; returns the last metrics."""
+def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: float = 0.0) -> dict:
+    """Runs (or resumes) training until ``config.steps``, or for ``minutes`` of wall time when
+    ``minutes > 0`` (then it saves and returns, as on SIGTERM); returns the last metrics."""
     validate(config)
     workdir.mkdir(parents=True, exist_ok=True)
     run = Run(config, workdir, progress)
@@ -175,12 +186,16 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True) -> dict:
         (workdir / "config.json").write_text(json.dumps(run.config_json, indent=2) + "\n")
     val_pairs = None
     if config.eval_every:
-        val_pairs = fixed_pairs(config.val_data or config.data, config.size, config.eval_pairs, config.val_seed)
+        val_pairs = fixed_pairs(
+            config.val_data or config.data, config.size, config.eval_pairs, config.val_seed,
+            style_source="" if config.val_data else config.style_data,
+        )
     devices = jax.local_devices()
     params, opt_state = replicate(params, devices), replicate(opt_state, devices)
     batches = TrainBatches(
         config.data, config.size, config.batch // jax.process_count(), config.seed, start_step=start,
         shard_index=jax.process_index(), shard_count=jax.process_count(),
+        style_source=config.style_data, crop_min=config.crop_min,
     )
     stop = {"signal": None}
 
@@ -194,7 +209,8 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True) -> dict:
     t0, s0 = time.perf_counter(), start
     try:
         with batches:
-            while step < config.steps and stop["signal"] is None:
+            deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
+            while step < config.steps and stop["signal"] is None and time.monotonic() < deadline:
                 batch = next(batches)
                 params, opt_state, metrics = run.step_fn(params, opt_state, run.vgg, shard(batch, len(devices)))
                 step += 1
@@ -249,7 +265,7 @@ def main(argv=None) -> None:
     print(f"devices: {jax.device_count()} ({jax.devices()[0].platform}), processes: {jax.process_count()}, "
           f"parameters: {param_count(config.n, config.l):,}")
     try:
-        last = train(config, Path(args.workdir), progress=not args.no_progress)
+        last = train(config, Path(args.workdir), progress=not args.no_progress, minutes=args.minutes)
     except (DataError, WeightsError, CheckpointError, ValueError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

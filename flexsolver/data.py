@@ -30,6 +30,7 @@ without decoding them).
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -44,7 +45,7 @@ from PIL import Image
 
 from .images import ImageError, center_square, decode_image, load_image, resize, to_uint8
 
-__all__ = ["DataError", "IMAGE_EXTENSIONS", "load_square", "list_images", "TrainBatches", "fixed_pairs"]
+__all__ = ["DataError", "IMAGE_EXTENSIONS", "load_square", "list_images", "random_crop", "TrainBatches", "fixed_pairs"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 NUM_STYLE_LAYERS = 5  # conv1_1, conv2_1, conv3_1, conv4_1, conv5_1
@@ -157,19 +158,55 @@ class _Pool(Protocol):
         ...
 
 
+def _decode_folder_full(paths: Sequence[str], max_short: int, desc: str) -> list[np.ndarray]:
+    """Decode ``paths`` to uint8 ``(h, w, 3)`` images whose short side is at most ``max_short``
+    (larger ones are downscaled), skipping (with a warning each) unreadable files."""
+
+    def one(path: str) -> np.ndarray | str:
+        try:
+            x = load_image(path)
+        except (ImageError, ValueError) as e:
+            return str(e)
+        h, w = x.shape[:2]
+        if min(h, w) > max_short:
+            f = max_short / min(h, w)
+            x = resize(x, (max(1, round(h * f)), max(1, round(w * f))), Image.Resampling.BICUBIC)
+        return to_uint8(x)
+
+    out = []
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(one, paths)
+        if len(paths) > 50:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(paths), desc=desc, unit="img")
+        for path, r in zip(paths, results):
+            if isinstance(r, str):
+                warnings.warn(f"skipping unreadable image {path}: {r}", stacklevel=3)
+            else:
+                out.append(r)
+    return out
+
+
 class _FolderPool:
-    def __init__(self, folder: str, size: int, shard_index: int, shard_count: int):
-        paths = list_images(folder)[shard_index::shard_count]
+    """Every image of one or more folders: centre squares at ``size`` (``full=False``), or whole
+    images with their short side capped at ``2 * size`` (``full=True``, for random crops)."""
+
+    def __init__(self, folders: Sequence[str], size: int, shard_index: int, shard_count: int, full: bool = False):
+        paths = [p for folder in folders for p in list_images(folder)][shard_index::shard_count]
+        where = " + ".join(repr(f) for f in folders)
         if not paths:
-            where = f" for shard {shard_index}/{shard_count}" if shard_count > 1 else ""
-            raise DataError(f"no image files in folder {folder!r}{where}; {_FORMS}")
-        self.images = _decode_folder(paths, size, f"decoding {folder}")
+            shard = f" for shard {shard_index}/{shard_count}" if shard_count > 1 else ""
+            raise DataError(f"no image files in folder {where}{shard}; {_FORMS}")
+        desc = f"decoding {' + '.join(folders)}"
+        self.images: Any = _decode_folder_full(paths, 2 * size, desc) if full else _decode_folder(paths, size, desc)
         if len(self.images) == 0:
-            raise DataError(f"no readable image in folder {folder!r} ({len(paths)} files tried); {_FORMS}")
+            raise DataError(f"no readable image in folder {where} ({len(paths)} files tried); {_FORMS}")
         self.num_images = len(self.images)
         self._all = np.arange(self.num_images)
 
-    def window(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+    def window(self, step: int) -> tuple[Any, np.ndarray]:
         return self.images, self._all
 
 
@@ -262,16 +299,57 @@ class _TfdsPool:
         return self._buf, idx
 
 
+def _make_pool(
+    source: str, size: int, refresh: int, reservoir: int, split: str, shard_index: int, shard_count: int,
+    data_dir: str | None, full: bool,
+) -> _Pool:
+    """The pool of one source string; several folder sources may be joined with commas."""
+    parts = [part for part in source.split(",") if part] if "," in source else [source]
+    kinds = [_parse_source(part) for part in parts]
+    if len(kinds) > 1 and any(kind != "folder" for kind, _ in kinds):
+        raise DataError(f"only folder sources can be joined with ',' (got {source!r}); {_FORMS}")
+    if kinds[0][0] == "folder":
+        return _FolderPool([where for _, where in kinds], size, shard_index, shard_count, full)
+    return _TfdsPool(kinds[0][1], size, refresh, reservoir, split, shard_index, shard_count, data_dir)
+
+
 # --------------------------------------------------------------------------------------------------
 # batches
 
 
-def _make_batch(pool: _Pool, step: int, batch: int, seed: int, shard_index: int) -> dict[str, Any]:
+def random_crop(image: np.ndarray, size: int, crop_min: float, rng: np.random.Generator) -> np.ndarray:
+    """A random square of ``image`` (uint8 ``(h, w, 3)``) resized to ``size``: its side is drawn
+    uniformly in ``[crop_min, 1]`` times the short side, its place uniformly, and it is mirrored
+    left–right with probability ½. Returns uint8 ``(size, size, 3)``."""
+    h, w = image.shape[:2]
+    side = max(1, int(round(min(h, w) * rng.uniform(crop_min, 1.0))))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    flip = bool(rng.random() < 0.5)
+    crop = image[top : top + side, left : left + side]
+    if flip:
+        crop = crop[:, ::-1]
+    if side != size:
+        crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BICUBIC))
+    return crop
+
+
+def _make_batch(
+    pool: _Pool, step: int, batch: int, seed: int, shard_index: int,
+    style_pool: _Pool | None = None, size: int = 0, crop_min: float = 0.0,
+) -> dict[str, Any]:
     rng = np.random.default_rng([seed, step, shard_index])
     buf, idx = pool.window(step)
-    size = buf.shape[1]
-    pick = idx[rng.integers(0, idx.size, size=2 * batch)]
-    x = buf[pick].astype(np.float32) * np.float32(1 / 255)
+    if style_pool is None:  # contents and styles from one source (the paper's setting)
+        pick = [buf[i] for i in idx[rng.integers(0, idx.size, size=2 * batch)]]
+    else:
+        style_buf, style_idx = style_pool.window(step)
+        pick = [buf[i] for i in idx[rng.integers(0, idx.size, size=batch)]]
+        pick += [style_buf[i] for i in style_idx[rng.integers(0, style_idx.size, size=batch)]]
+    if crop_min > 0:
+        pick = [random_crop(image, size, crop_min, rng) for image in pick]
+    x = np.stack(pick).astype(np.float32) * np.float32(1 / 255)
+    size = x.shape[1]
     amp = rng.uniform(0.0, MAX_NOISE, size=2 * batch).astype(np.float32)
     noise = rng.random((2 * batch, size, size, 3), dtype=np.float32) * np.float32(2) - np.float32(1)
     x += noise * amp[:, None, None, None]
@@ -279,10 +357,10 @@ def _make_batch(pool: _Pool, step: int, batch: int, seed: int, shard_index: int)
     return {"x_c": x[:batch], "x_s": x[batch:], "betas": betas, "step": step}
 
 
-def _producer(pool: _Pool, step: int, batch: int, seed: int, shard_index: int, q: queue.Queue, stop: threading.Event) -> None:
+def _producer(make: Any, step: int, q: queue.Queue, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
-            item: Any = _make_batch(pool, step, batch, seed, shard_index)
+            item: Any = make(step)
         except BaseException as e:  # handed to the consumer, which re-raises it
             item = _Failure(e)
         while not stop.is_set():
@@ -325,19 +403,25 @@ class TrainBatches:
         split: str = "train",
         reservoir: int = 512,
         data_dir: str | None = None,
+        style_source: str = "",
+        crop_min: float = 0.0,
     ):
         if size < 1 or batch < 1 or seed < 0 or start_step < 0 or prefetch < 0 or reservoir < 1:
             raise ValueError(f"TrainBatches: need size, batch, reservoir >= 1 and seed, start_step, prefetch >= 0 (got size={size}, batch={batch}, seed={seed}, start_step={start_step}, prefetch={prefetch}, reservoir={reservoir})")
+        if not 0.0 <= crop_min <= 1.0:
+            raise ValueError(f"TrainBatches: crop_min must be in [0, 1] (0: centre squares), got {crop_min}")
         _check_shard(shard_index, shard_count)
-        kind, where = _parse_source(source)
         self.source, self.size, self.batch, self.seed = source, size, batch, seed
         self.shard_index, self.shard_count = shard_index, shard_count
-        self._pool: _Pool
-        if kind == "folder":
-            self._pool = _FolderPool(where, size, shard_index, shard_count)
-        else:
-            self._pool = _TfdsPool(where, size, 2 * batch, reservoir, split, shard_index, shard_count, data_dir)
+        make_pool = lambda src: _make_pool(src, size, 2 * batch, reservoir, split, shard_index, shard_count, data_dir, crop_min > 0)  # noqa: E731
+        self._pool = make_pool(source)
+        self._style_pool = make_pool(style_source) if style_source and style_source != source else None
         self.num_images = self._pool.num_images
+        self.num_style_images = self._style_pool.num_images if self._style_pool else self.num_images
+        self._make = functools.partial(
+            _make_batch, self._pool, batch=batch, seed=seed, shard_index=shard_index,
+            style_pool=self._style_pool, size=size, crop_min=crop_min,
+        )
         self._step = start_step
         self._error: BaseException | None = None
         self._closed = False
@@ -348,7 +432,7 @@ class TrainBatches:
             self._queue = queue.Queue(maxsize=prefetch)
             self._thread = threading.Thread(
                 target=_producer,
-                args=(self._pool, start_step, batch, seed, shard_index, self._queue, self._stop),
+                args=(self._make, start_step, self._queue, self._stop),
                 name="TrainBatches-prefetch",
                 daemon=True,
             )
@@ -363,7 +447,7 @@ class TrainBatches:
         if self._closed:
             raise StopIteration
         if self._queue is None:
-            item: Any = _make_batch(self._pool, self._step, self.batch, self.seed, self.shard_index)
+            item: Any = self._make(self._step)
         else:
             while True:
                 try:
@@ -407,25 +491,9 @@ class TrainBatches:
             pass
 
 
-def fixed_pairs(
-    source: str,
-    size: int,
-    n: int,
-    seed: int,
-    *,
-    split: str = "validation",
-    data_dir: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed validation set: float32 ``(x_c, x_s)``, each ``(n, size, size, 3)``, no noise.
-
-    Only ``2n`` images are decoded: folder sources take a seeded permutation of the files; tfds
-    sources take the first ``2n`` decodable records of ``split`` (default ``validation``, e.g.
-    COCO val). With at least ``2n`` images the ``2n`` images are all different; with fewer, pairs
-    are drawn with content != style (unless there is only one image).
-    """
-    if n < 1 or size < 1 or seed < 0:
-        raise ValueError(f"fixed_pairs: need n, size >= 1 and seed >= 0, got n={n}, size={size}, seed={seed}")
-    rng = np.random.default_rng([seed, _FIXED_TAG])
+def _fixed_squares(source: str, size: int, count: int, rng: np.random.Generator, split: str, data_dir: str | None) -> list[np.ndarray]:
+    """Up to ``count`` decodable centre squares of ``source``: a seeded permutation of a folder's
+    files, or (shuffled) the first ``count`` decodable records of a tfds ``split``."""
     kind, where = _parse_source(source)
     squares: list[np.ndarray] = []
     if kind == "folder":
@@ -433,10 +501,10 @@ def fixed_pairs(
         for i in rng.permutation(len(paths)):
             r = _try_square(paths[i], size)
             if isinstance(r, str):
-                warnings.warn(f"skipping unreadable image {paths[i]}: {r}", stacklevel=2)
+                warnings.warn(f"skipping unreadable image {paths[i]}: {r}", stacklevel=3)
                 continue
             squares.append(r)
-            if len(squares) == 2 * n:
+            if len(squares) == count:
                 break
     else:
         ds = _tfds_dataset(where, split, 0, 1, data_dir)
@@ -446,14 +514,46 @@ def fixed_pairs(
             try:
                 squares.append(load_square(bytes(data), size))
             except (ImageError, ValueError) as e:
-                warnings.warn(f"skipping undecodable image, record {rec} of {source}: {e}", stacklevel=2)
-            if len(squares) == 2 * n:
+                warnings.warn(f"skipping undecodable image, record {rec} of {source}: {e}", stacklevel=3)
+            if len(squares) == count:
                 break
         squares = [squares[i] for i in rng.permutation(len(squares))]
-    m = len(squares)
-    if m == 0:
+    if not squares:
         raise DataError(f"no readable image in {source!r}; {_FORMS}")
-    pool = np.stack(squares).astype(np.float32) / np.float32(255)
+    return squares
+
+
+def fixed_pairs(
+    source: str,
+    size: int,
+    n: int,
+    seed: int,
+    *,
+    split: str = "validation",
+    data_dir: str | None = None,
+    style_source: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed validation set: float32 ``(x_c, x_s)``, each ``(n, size, size, 3)``, no noise.
+
+    Only ``2n`` images are decoded: folder sources take a seeded permutation of the files; tfds
+    sources take the first ``2n`` decodable records of ``split`` (default ``validation``, e.g.
+    COCO val). With at least ``2n`` images the ``2n`` images are all different; with fewer, pairs
+    are drawn with content != style (unless there is only one image). With a ``style_source``
+    (a single source) the ``n`` contents come from ``source`` and the ``n`` styles from it,
+    cycled when it holds fewer.
+    """
+    if n < 1 or size < 1 or seed < 0:
+        raise ValueError(f"fixed_pairs: need n, size >= 1 and seed >= 0, got n={n}, size={size}, seed={seed}")
+    rng = np.random.default_rng([seed, _FIXED_TAG])
+    to_float = lambda squares: np.stack(squares).astype(np.float32) / np.float32(255)  # noqa: E731
+    if style_source and style_source != source:
+        contents = _fixed_squares(source, size, n, rng, split, data_dir)
+        styles = _fixed_squares(style_source, size, n, rng, split, data_dir)
+        pick = lambda squares: [squares[i % len(squares)] for i in range(n)]  # noqa: E731
+        return to_float(pick(contents)), to_float(pick(styles))
+    squares = _fixed_squares(source, size, 2 * n, rng, split, data_dir)
+    m = len(squares)
+    pool = to_float(squares)
     if m >= 2 * n:
         return pool[:n], pool[n : 2 * n]
     ic = rng.integers(0, m, size=n)

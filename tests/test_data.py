@@ -148,10 +148,10 @@ def test_thread_errors_reach_the_consumer(folder, monkeypatch):
     root, _ = folder
     real = data._make_batch
 
-    def flaky(pool, step, *a):
+    def flaky(pool, step, *a, **kw):
         if step == 2:
             raise RuntimeError("boom at step 2")
-        return real(pool, step, *a)
+        return real(pool, step, *a, **kw)
 
     monkeypatch.setattr(data, "_make_batch", flaky)
     with warnings.catch_warnings():
@@ -252,3 +252,60 @@ def test_tfds_auto_mock_greyscale_and_sharding():
         np.testing.assert_allclose(b["x_c"][..., 0], b["x_c"][..., 1], atol=0.21)  # grey in, ~grey out
         with pytest.raises(DataError, match="no .image. feature"):
             TrainBatches("tfds:glue/cola", SIZE, 2, seed=0)
+
+
+def _levels(root, levels, size=(12, 10)):
+    root.mkdir(parents=True, exist_ok=True)
+    for i, v in enumerate(levels):
+        Image.new("RGB", size, (round(v * 255),) * 3).save(root / f"{i}.png")
+    return f"folder:{root}"
+
+
+def _nearest(batch_images, levels):
+    means = batch_images.mean(axis=(1, 2, 3))
+    return {int(np.argmin(np.abs(np.array(levels) - m))) for m in means}
+
+
+def test_style_source_and_joined_folders(tmp_path):
+    """Contents come from `source` only, styles from `style_source` only; ',' joins folders."""
+    photos, art = [0.1, 0.2], [0.7, 0.8, 0.9]
+    photo_src, art_src = _levels(tmp_path / "p", photos), _levels(tmp_path / "a", art)
+    with TrainBatches(photo_src, SIZE, 4, seed=0, style_source=art_src) as it:
+        bs = [next(it) for _ in range(10)]
+        assert (it.num_images, it.num_style_images) == (2, 3)
+    assert set().union(*(_nearest(b["x_c"], photos + art) for b in bs)) == {0, 1}
+    assert set().union(*(_nearest(b["x_s"], photos + art) for b in bs)) == {2, 3, 4}
+    with TrainBatches(photo_src, SIZE, 4, seed=0, style_source=f"{photo_src},{art_src}") as it:
+        styles = set().union(*(_nearest(next(it)["x_s"], photos + art) for _ in range(20)))
+        assert it.num_style_images == 5 and styles == {0, 1, 2, 3, 4}
+    with pytest.raises(DataError, match="only folder sources"):
+        TrainBatches(photo_src, SIZE, 2, seed=0, style_source=f"{art_src},tfds:coco/2014")
+    xc, xs = fixed_pairs(photo_src, SIZE, 4, seed=0, style_source=art_src)
+    assert _nearest(xc, photos + art) <= {0, 1} and _nearest(xs, photos + art) <= {2, 3, 4}
+    assert xs.shape == (4, SIZE, SIZE, 3)
+
+
+def test_random_crops_flips_and_exact_resume(tmp_path):
+    # A horizontal ramp: a crop's mean tells where it was taken, its slope tells a flip.
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.float32)[None, :, None], (48, 1, 3)).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    kw = dict(seed=2, crop_min=0.5, prefetch=0)
+    with TrainBatches(str(tmp_path), SIZE, 4, **kw) as it:
+        full = [next(it) for _ in range(6)]
+    with TrainBatches(str(tmp_path), SIZE, 4, start_step=4, **kw) as it:
+        resumed = [next(it) for _ in range(2)]
+    for key in ("x_c", "x_s", "betas"):
+        np.testing.assert_array_equal(resumed[0][key], full[4][key])
+        np.testing.assert_array_equal(resumed[1][key], full[5][key])
+    x = np.concatenate([b[k] for b in full for k in ("x_c", "x_s")])
+    slopes = np.sign(x[:, :, -1].mean(axis=(1, 2)) - x[:, :, 0].mean(axis=(1, 2)))
+    assert {-1.0, 1.0} <= set(slopes)  # some crops are mirrored
+    assert np.std(x.mean(axis=(1, 2, 3))) > 0.03  # crops from different places and scales
+    rng = np.random.default_rng(0)
+    crops = [data.random_crop(ramp, 8, 0.5, rng) for _ in range(50)]
+    assert all(c.shape == (8, 8, 3) and c.dtype == np.uint8 for c in crops)
+    # The side is at least half the short side (24 px), so a crop spans ≥ 24/64 of the ramp.
+    spans = [abs(int(c[:, -1].mean()) - int(c[:, 0].mean())) for c in crops]
+    assert min(spans) >= 0.3 * 255 * 24 / 64
+    with pytest.raises(ValueError, match="crop_min"):
+        TrainBatches(str(tmp_path), SIZE, 2, seed=0, crop_min=1.5)
