@@ -23,6 +23,7 @@ from pathlib import Path
 
 ENV = "FLEXSOLVER_CACHE_DIR"
 _OFF = ("", "0", "off", "none", "false")
+MIN_COMPILE_TIME_S = 0.5
 
 
 def default_cache_dir() -> Path:
@@ -45,8 +46,9 @@ def enable_compilation_cache(folder: str | os.PathLike[str] | None = None) -> Pa
     """Points JAX's persistent compilation cache at ``folder`` (default: see the module doc).
 
     Returns the folder in use, or ``None`` when the cache is off (switched off by the
-    environment, or the folder is not writable). Programs that compile in under 0.5 s are not
-    stored (they are cheaper to compile than to read back).
+    environment, or the folder is not writable). Programs that compile in under
+    :data:`MIN_COMPILE_TIME_S` are not stored (they are cheaper to compile than to read back),
+    unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` says otherwise.
     """
     import jax
 
@@ -64,6 +66,6 @@ def enable_compilation_cache(folder: str | os.PathLike[str] | None = None) -> Pa
     if not _writable(path):
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # the user's own setting wins
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
     return path
