@@ -285,6 +285,25 @@ def superres_command(args) -> None:
           f"in {time.perf_counter() - start:.1f} s ({what})")
 
 
+def app_command(args) -> None:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ValueError("the page needs Gradio: pip install 'flexsolver[app]'") from None
+    from flexsolver.app import Studio, launch
+
+    if args.max_side < 16:
+        raise ValueError(f"--max-side must be >= 16, got {args.max_side}")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    studio = Studio.from_checkpoint(args.checkpoint, working_side=args.max_side)
+    print(f"flexsolver app on http://{args.host}:{args.port} ({studio.description}); Ctrl-C stops it")
+    try:
+        launch(studio, host=args.host, port=args.port)
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        raise ValueError(f"cannot serve on {args.host}:{args.port}: {e}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from flexsolver import __version__
 
@@ -340,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default=None, help=checkpoint_help)
     s.add_argument("--random", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(run=superres_command)
+
+    a = sub.add_parser("app", help="a local web page where the run-time controls are sliders (needs the app extra)",
+                       description="Serve an interactive page (Gradio): sliders per style scale, intensity, mixing, "
+                                   "a region mask, photorealism and colour preservation.")
+    a.add_argument("--checkpoint", default=None, help=checkpoint_help)
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    a.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    a.add_argument("--max-side", type=int, default=512,
+                   help="working size: contents are downscaled to this longest side on the page (default 512)")
+    a.set_defaults(run=app_command)
     return parser
 
 

@@ -44,6 +44,18 @@ def style_weights_for(scales: Sequence[str] | None = None, intensity: float = 1.
     return {name: (float(intensity) if name in scales else 0.0) for name in STYLE_LAYERS}
 
 
+def _per_layer_weights(style_weights: Mapping[str, float], intensity: float) -> dict[str, float]:
+    """``{layer: intensity · β_l}`` for every layer of :data:`STYLE_LAYERS` (missing ones 0)."""
+    unknown = [name for name in style_weights if name not in STYLE_LAYERS]
+    if unknown:
+        raise ValueError(f"unknown style layers {unknown}; choose among {','.join(STYLE_LAYERS)}")
+    betas = [float(style_weights.get(name, 0.0)) for name in STYLE_LAYERS] + [float(intensity)]
+    if any(not np.isfinite(b) or b < 0 for b in betas):
+        raise ValueError(f"style weights and intensity must be finite numbers >= 0, got "
+                         f"{dict(style_weights)} and {intensity}")
+    return {name: b * float(intensity) for name, b in zip(STYLE_LAYERS, betas)}
+
+
 def check_mix_weights(weights: Sequence[float], n_styles: int) -> list[float]:
     """The mixing weights ``α_i`` (SPEC eq. 12): one per style, each ≥ 0, summing to 1."""
     weights = [float(w) for w in weights]
@@ -74,6 +86,7 @@ def stylize(
     masks: Sequence | None = None,
     scales: Sequence[str] | None = None,
     intensity: float = 1.0,
+    style_weights: Mapping[str, float] | None = None,
     photo_lam: float | None = None,
     preserve_color: bool = False,
     nonlinearity: str = "heaviside",
@@ -90,6 +103,8 @@ def stylize(
       masks: one ``(H,W)`` mask in [0,1] per style: style ``i`` acts where mask ``i`` is on.
       scales: style layers to use (default all), see :func:`style_weights_for`.
       intensity: global style strength (multiplies every ``β_l``; 1 = as trained).
+      style_weights: per-layer ``{layer: β_l}`` (missing layers off), multiplied by ``intensity``;
+        the general form of ``scales``, which it excludes.
       photo_lam: if given, photorealistic transfer: the matting-Laplacian prox with ``λ`` this.
       preserve_color: luminance-only transfer, keeping the content's colours (module docstring).
       nonlinearity: the gate the parameters were trained with (from the checkpoint config).
@@ -106,7 +121,10 @@ def stylize(
         raise ValueError("use mixing weights or masks, not both (masks place each style on its region)")
     if masks is not None and len(masks) != len(styles):
         raise ValueError(f"{len(styles)} style(s) but {len(masks)} mask(s); give one mask per style")
-    style_weights = style_weights_for(scales, intensity)
+    if style_weights is not None and scales is not None:
+        raise ValueError("give style scales or per-layer style weights, not both")
+    style_weights = (style_weights_for(scales, intensity) if style_weights is None
+                     else _per_layer_weights(style_weights, intensity))
 
     if preserve_color:
         if any(isinstance(s, Mapping) for s in styles):
