@@ -83,6 +83,8 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"--n and --l must be >= 1 (got {config.n}, {config.l})")
     if config.size < 16 or config.size % 16:
         raise ValueError(f"--size must be a positive multiple of 16 (got {config.size})")
+    if config.val_size and (config.val_size < 16 or config.val_size % 16):
+        raise ValueError(f"--val-size must be 0 or a positive multiple of 16 (got {config.val_size})")
     if config.batch < 1 or config.steps < 1 or config.lr <= 0:
         raise ValueError("--batch, --steps and --lr must be positive")
     if not 0.0 <= config.crop_min <= 1.0:
@@ -187,7 +189,7 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: fl
     val_pairs = None
     if config.eval_every:
         val_pairs = fixed_pairs(
-            config.val_data or config.data, config.size, config.eval_pairs, config.val_seed,
+            config.val_data or config.data, config.val_size or config.size, config.eval_pairs, config.val_seed,
             style_source="" if config.val_data else config.style_data,
         )
     devices = jax.local_devices()

@@ -494,10 +494,13 @@ class TrainBatches:
 def _fixed_squares(source: str, size: int, count: int, rng: np.random.Generator, split: str, data_dir: str | None) -> list[np.ndarray]:
     """Up to ``count`` decodable centre squares of ``source``: a seeded permutation of a folder's
     files, or (shuffled) the first ``count`` decodable records of a tfds ``split``."""
-    kind, where = _parse_source(source)
+    parts = [_parse_source(part) for part in source.split(",") if part] if "," in source else [_parse_source(source)]
+    if len(parts) > 1 and any(kind != "folder" for kind, _ in parts):
+        raise DataError(f"only folder sources can be joined with ',' (got {source!r}); {_FORMS}")
+    kind, where = parts[0]
     squares: list[np.ndarray] = []
     if kind == "folder":
-        paths = list_images(where)
+        paths = [p for _, folder in parts for p in list_images(folder)]
         for i in rng.permutation(len(paths)):
             r = _try_square(paths[i], size)
             if isinstance(r, str):

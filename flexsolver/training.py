@@ -48,6 +48,7 @@ class TrainConfig:
     keep: int = 3
     eval_every: int = 1000  # 0: no validation
     eval_pairs: int = 8
+    val_size: int = 0  # validation crops (px); 0: the training size
     log_every: int = 10
     init_from: str = ""  # a checkpoint whose params start this run (fresh optimiser state)
 

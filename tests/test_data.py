@@ -280,6 +280,8 @@ def test_style_source_and_joined_folders(tmp_path):
         assert it.num_style_images == 5 and styles == {0, 1, 2, 3, 4}
     with pytest.raises(DataError, match="only folder sources"):
         TrainBatches(photo_src, SIZE, 2, seed=0, style_source=f"{art_src},tfds:coco/2014")
+    _, xs_joined = fixed_pairs(photo_src, SIZE, 5, seed=0, style_source=f"{photo_src},{art_src}")
+    assert _nearest(xs_joined, photos + art) == {0, 1, 2, 3, 4}
     xc, xs = fixed_pairs(photo_src, SIZE, 4, seed=0, style_source=art_src)
     assert _nearest(xc, photos + art) <= {0, 1} and _nearest(xs, photos + art) <= {2, 3, 4}
     assert xs.shape == (4, SIZE, SIZE, 3)
