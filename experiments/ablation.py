@@ -21,12 +21,12 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from flexsolver import images
+from flexsolver.timing import stopwatch
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "train")
 
@@ -81,10 +81,9 @@ def train_run(n: int, gate: str, seed: int, args, workdir: Path) -> float:
         "--eval-pairs", str(args.eval_pairs), "--save-every", str(args.steps), "--keep", "1",
         "--workdir", str(workdir), "--no-progress",
     ]
-    start = time.perf_counter()
-    with open(workdir.with_suffix(".log"), "a") as log:
+    with stopwatch() as sw, open(workdir.with_suffix(".log"), "a") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return time.perf_counter() - start
+    return sw.seconds
 
 
 def table(rows: list[dict], args) -> str:

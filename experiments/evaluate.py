@@ -8,7 +8,7 @@ fixed shuffle seeded by ``--seed`` (:func:`pairs`: each run of 12 consecutive pa
 contents and 12 distinct styles); ``--limit K`` takes the first ``K`` (so a quick run still mixes
 contents and styles, and a larger ``K`` extends a smaller one). Both images are loaded with
 their longest side at ``--size`` (aspect kept), so image shapes differ from pair to pair and each
-new shape compiles (minutes per pair on a CPU for AdaIN and the solver together); with
+new shape compiles (slow on a CPU: docs/DESIGN.md, "Evaluation"); with
 ``--square``, the centre square of each image resized to ``size × size``: one shape, one
 compilation per method.
 
@@ -19,8 +19,8 @@ Methods, all on the same VGG-19 (``fs.load_vgg19()``), loss, pairs and resolutio
   parameters with a warning while none ships);
 * ``adain``: the JAX AdaIN port (``experiments/baselines/adain.py``), ``alpha = 1``;
 * ``gatysN`` (any ``N ≥ 1``, e.g. ``gatys100``, ``gatys300``): ``N`` L-BFGS steps on LTV from
-  ``x_c`` (``fs.gatys``). Minutes per pair at 256 px on a CPU: leave it out of ``--methods`` for
-  a quick run; stop and rerun to continue.
+  ``x_c`` (``fs.gatys``). Much slower than the others (docs/DESIGN.md): leave it out of
+  ``--methods`` for a quick run; stop and rerun to continue.
 
 Metric: ``LTV`` with ``β = 1`` (SPEC §1, ``fs.ltv`` with its default all-ones style weights) of
 the output clipped to [0,1], with the style's Grams at the same resolution. Lower is better.
@@ -48,7 +48,6 @@ import json
 import os
 import platform
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,6 +61,7 @@ import flexsolver as fs
 from experiments.common import cli_errors, load_solver
 from flexsolver.shipped import shipped_checkpoint
 from flexsolver import images
+from flexsolver.timing import timed
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
 DEFAULT_METHODS = "content,ours,adain,gatys100,gatys300"
@@ -129,12 +129,6 @@ def parse_methods(text: str) -> list[str]:
 # ---------------------------------------------------------------- methods and timing
 
 
-def _timed(fn: Callable, *args):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
-
-
 @dataclass
 class Method:
     """A method as ``run(x_c, x_s) -> output``, timed after compiling what it needs.
@@ -155,7 +149,7 @@ class Method:
         if not keys <= self.seen:
             jax.block_until_ready((self.warmup or self.run)(x_c, x_s))
             self.seen |= keys
-        return _timed(self.run, x_c, x_s)
+        return timed(self.run, x_c, x_s)
 
 
 def make_methods(names: Sequence[str], vgg, solver=None, decoder=None) -> dict[str, Method]:

@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import time
-
-import jax
 
 import flexsolver as fs
 from experiments.common import cli_errors, load_pair
+from flexsolver.timing import stopwatch
 
 
 def main(argv=None) -> None:
@@ -31,10 +29,9 @@ def main(argv=None) -> None:
         vgg = fs.load_vgg19()
         grams = fs.style_grams(vgg, x_s)
         before = float(fs.ltv(vgg, x_c, x_c, grams))
-        start = time.perf_counter()
-        x = fs.gatys(vgg, x_c, grams, args.steps, args.method, lr=args.lr, progress=True)
-        x = jax.block_until_ready(x)
-        seconds = time.perf_counter() - start
+        with stopwatch() as sw:
+            x = sw.block(fs.gatys(vgg, x_c, grams, args.steps, args.method, lr=args.lr, progress=True))
+        seconds = sw.seconds
         after = float(fs.ltv(vgg, x, x_c, grams))
         fs.images.save_image(args.output, x)
         print(f"LTV before {before:.4f}  after {after:.4f}  ({100 * after / before:.1f}%)  "

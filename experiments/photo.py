@@ -12,21 +12,14 @@ Prints the time of each (first call includes compilation; the solver is also tim
 from __future__ import annotations
 
 import argparse
-import time
 
-import jax
 import numpy as np
 
 import flexsolver as fs
 from experiments.common import cli_errors, load_pair, load_solver
 from flexsolver import images
 from flexsolver.matting import matting_prox
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    return out, time.perf_counter() - t0
+from flexsolver.timing import timed
 
 
 def run(params, nonlinearity, vgg, x_c, x_s, lam: float, gatys_steps: int = 0):
@@ -36,19 +29,19 @@ def run(params, nonlinearity, vgg, x_c, x_s, lam: float, gatys_steps: int = 0):
 
     def ours(prox, label):
         call = lambda: fs.solve(params, x_c, grams, prox=prox, nonlinearity=nonlinearity)  # noqa: E731
-        out, first = _timed(call)
-        _, warm = _timed(call)
+        out, first = timed(call)
+        _, warm = timed(call)
         timings.append((f"{label} (first call, with compilation)", first))
         timings.append((f"{label} (warm)", warm))
         return np.clip(np.asarray(out), 0, 1)
 
     plain = ours(None, "ours, no prox")
-    prox, build = _timed(lambda: fs.compose(matting_prox(x_c, lam), fs.clip(0.0, 1.0)))
+    prox, build = timed(lambda: fs.compose(matting_prox(x_c, lam), fs.clip(0.0, 1.0)))
     timings.append(("matting Laplacian + prox build", build))
     photo = ours(prox, f"ours, matting prox λ={lam:g}")
     outs = [plain, photo]
     if gatys_steps > 0:
-        ref, secs = _timed(lambda: fs.gatys(vgg, x_c, grams, steps=gatys_steps, method="adam", prox=prox))
+        ref, secs = timed(lambda: fs.gatys(vgg, x_c, grams, steps=gatys_steps, method="adam", prox=prox))
         timings.append((f"Gatys + matting prox, {gatys_steps} proximal Adam steps", secs))
         outs.append(np.asarray(ref))
     return outs, timings

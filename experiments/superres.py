@@ -26,7 +26,6 @@ import argparse
 import math
 import os
 import sys
-import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +34,8 @@ import flexsolver as fs
 from experiments.common import cli_errors, load_solver
 from flexsolver import images
 from flexsolver import superres as sr
+from flexsolver.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from flexsolver.timing import stopwatch
 
 METHODS = ("bicubic", "unguided", "guided")
 GRID_ROWS = 3
@@ -73,29 +74,29 @@ def run_texture(path, size, params, nonlinearity, vgg, lam):
     """Outputs ``{method: Y}``, metrics ``{method: (psnr, gram_snr, seconds)}``, display images."""
     img = images.load_image(path)
     gt_rgb, ref_rgb = crops(img, size)
-    ycc = np.asarray(sr.rgb_to_ycbcr(gt_rgb))
+    ycc = np.asarray(rgb_to_ycbcr(gt_rgb))
     gt = ycc[..., 0]
-    ref = np.asarray(sr.luminance(ref_rgb))
+    ref = np.asarray(luminance(ref_rgb))
     x_low = sr.degrade(gt)
-    t0 = time.perf_counter()
-    bic = np.asarray(sr.bicubic_upsample(x_low))
-    outs, seconds = {"bicubic": bic}, {"bicubic": time.perf_counter() - t0}
+    with stopwatch() as sw:
+        bic = np.asarray(sr.bicubic_upsample(x_low))
+    outs, seconds = {"bicubic": bic}, {"bicubic": sw.seconds}
     grams_ref = grams_of(vgg, ref)
     for name in ("unguided", "guided"):
-        t0 = time.perf_counter()
-        out = sr.superresolve_luminance(params, x_low, grams_ref, lam=lam, guided=name == "guided",
-                                        nonlinearity=nonlinearity)
-        outs[name] = np.asarray(out)
-        seconds[name] = time.perf_counter() - t0
+        with stopwatch() as sw:
+            out = sr.superresolve_luminance(params, x_low, grams_ref, lam=lam, guided=name == "guided",
+                                            nonlinearity=nonlinearity)
+            outs[name] = np.asarray(out)
+        seconds[name] = sw.seconds
     g_gt = grams_of(vgg, gt)
     metrics = {
-        m: (sr.psnr(np.clip(outs[m], 0, 1), gt), gram_snr(grams_of(vgg, outs[m]), g_gt), seconds[m])
+        m: (images.psnr(np.clip(outs[m], 0, 1), gt), gram_snr(grams_of(vgg, outs[m]), g_gt), seconds[m])
         for m in METHODS
     }
     # colour for display: the chroma of the degraded colour image, upsampled bicubically
     chroma = np.asarray(sr.bicubic_upsample(sr.degrade(ycc[..., 1:])))
-    colour = lambda y: np.clip(np.asarray(sr.ycbcr_to_rgb(np.concatenate([y[..., None], chroma], -1))), 0, 1)  # noqa: E731
-    low_rgb = np.clip(np.asarray(sr.ycbcr_to_rgb(sr.degrade(ycc))), 0, 1)
+    colour = lambda y: np.clip(np.asarray(ycbcr_to_rgb(np.concatenate([y[..., None], chroma], -1))), 0, 1)  # noqa: E731
+    low_rgb = np.clip(np.asarray(ycbcr_to_rgb(sr.degrade(ycc))), 0, 1)
     display = [gt_rgb, low_rgb] + [colour(np.clip(outs[m], 0, 1)) for m in METHODS]
     return metrics, display
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -29,10 +28,10 @@ import numpy as np
 
 import flexsolver as fs
 from experiments.common import cli_errors, load_solver
-from experiments.video import stylise_clip
 from flexsolver import images
 from flexsolver import video as fv
 from flexsolver.shipped import example
+from flexsolver.timing import stopwatch
 from flexsolver.vgg import WeightsError
 
 DEFAULT_VIDEO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "bigbuckbunny.mp4")
@@ -70,9 +69,9 @@ def main(argv=None) -> None:
         params, nonlinearity, what = load_solver(args.checkpoint, args.random)
         vgg = fs.load_vgg19()
         grams = fs.style_grams(vgg, x_s)
-        t0 = time.perf_counter()
-        flow_masks = fv.flows(frames)
-        t_flow = time.perf_counter() - t0
+        with stopwatch() as sw:
+            flow_masks = fv.flows(frames)
+        t_flow = sw.seconds
 
         ltv_jit = jax.jit(lambda vgg, x, x_c, grams: fs.ltv(vgg, x, x_c, grams))
         results = {}
@@ -83,8 +82,8 @@ def main(argv=None) -> None:
             results[name] = (float(np.mean(errs)), float(np.mean(ltvs)), float(np.std(ltvs)))
 
         kw = dict(nonlinearity=nonlinearity, lam=args.lam, flow_masks=flow_masks)
-        add("ours, per frame", list(stylise_clip(params, frames, grams, temporal=False, **kw)))
-        add("ours + temporal prox", list(stylise_clip(params, frames, grams, temporal=True, **kw)))
+        add("ours, per frame", list(fv.stylise_clip(params, frames, grams, temporal=False, **kw)))
+        add("ours + temporal prox", list(fv.stylise_clip(params, frames, grams, temporal=True, **kw)))
         if not args.no_adain:
             try:
                 from experiments.baselines.adain import load_decoder, make_stylizer

@@ -22,6 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from flexsolver.network import init_params
+from flexsolver.shipped import shipped_checkpoint
 
 CHECKPOINTS = "checkpoints"
 
@@ -98,8 +99,6 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[Any, dict]:
     it, or an exported solver folder. With no ``path``, the solver shipped with the package.
     """
     if path is None:
-        from flexsolver.shipped import shipped_checkpoint
-
         path = shipped_checkpoint()
     path = Path(path).absolute()
     if not path.exists():

@@ -25,6 +25,7 @@ __all__ = [
     "to_uint8",
     "save_image",
     "image_grid",
+    "psnr",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -256,3 +257,12 @@ def image_grid(rows: Sequence[Sequence[Any]], pad: int = 4, bg: float = 1.0) -> 
             x0 += widths[j] + pad
         y += h + pad
     return out
+
+
+def psnr(x: Any, ref: Any, peak: float = 1.0) -> float:
+    """``10 log10(peak² / mean((x − ref)²))`` in dB (``inf`` for identical images).
+
+    Any array-likes of the same shape (numpy or JAX); the mean is accumulated in float64.
+    """
+    mse = float(np.mean((np.asarray(x, np.float32) - np.asarray(ref, np.float32)) ** 2, dtype=np.float64))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))

@@ -12,26 +12,19 @@ of the 9 colours of ``w_k``). Each row has at most 25 non-zeros, at offsets ``(d
 :class:`MattingLaplacian` pytree holding either
 
 * ``"stencil"`` (default): 25 coefficient images, stored as ``coeffs`` of shape ``(25,H,W)``
-  (one contiguous plane per offset), ``coeffs[5(dy+2)+(dx+2), y, x] = ℒ[(y,x), (y+dy,x+dx)]``,
-  applied as 25 shifted multiply-adds that XLA fuses into one pass (zero outside the image);
+  (one contiguous plane per offset, the coalesced layout on a GPU),
+  ``coeffs[5(dy+2)+(dx+2), y, x] = ℒ[(y,x), (y+dy,x+dx)]``, applied as 25 shifted
+  multiply-adds that XLA fuses into one pass (zero outside the image). It needs no index
+  gathers or scatter-adds, and is much faster than BCOO, hence the default;
 * ``"bcoo"``: a ``jax.experimental.sparse.BCOO`` matrix ``(HW, HW)`` applied to ``(HW, C)``.
-
-Measured on this project's CPU box (2 shared cores, jax 0.10.2, float32, one product ``ℒv``
-with ``v`` ``(H,W,3)``, jitted, median of 20 (BCOO: 5); W×H): 512×256: stencil 2.4–4.1 ms,
-BCOO 112–117 ms; 1024×512: stencil 13–16 ms, BCOO 417–468 ms. The stencil is ~30× faster (no
-index gathers or scatter-adds), hence the default. (The ``(H,W,25)`` layout measured 3.1–4.9 ms
-and 15–19 ms: no better, and planes are the coalesced layout on a GPU.)
 
 **Building.** The coefficients are computed vectorised in JAX (Python loops only over the 81
 pairs of window positions, on whole-image arrays, never over pixels) **in float64** (inside
 ``jax.enable_x64``) and stored in float32. Float64 is needed: with ``ε = 1e-7`` the regularised
-covariance has eigenvalues down to ``ε/9 ≈ 1e-8`` next to ``~0.1``; in float32 the result is
-meaningless in near-grey windows (ℒv off by 90 % on ``astronaut``). The 3×3 inverse goes through
-a Cholesky factor, not cofactors: the cofactor determinant cancels (relative error 4e-6 in
-``M`` on ``astronaut``, which is why pymatting's own entries are off by up to 1e-5; Cholesky:
-2e-10, like LU). The entries are bounded (``|ℒ_ij| ≤ 9``), so float32 storage is harmless
-(ℒv within 1.4e-7 of pymatting's float64 matrix). Cost on the CPU box: 0.03 / 0.2 / 0.7–1.1 s
-at 256×128 / 512×256 / 1024×512, plus ~5 s of compilation per new image size.
+covariance has eigenvalues down to ``ε/9 ≈ 1e-8`` next to ``~0.1``, so in float32 the result is
+meaningless in near-grey windows. The 3×3 inverse goes through a Cholesky factor, not cofactors,
+whose determinant cancels (which is why pymatting's own entries are slightly off). The entries
+are bounded (``|ℒ_ij| ≤ 9``), so float32 storage is harmless.
 
 **The prox.** :func:`matting_prox` returns ``Y ↦ P(ℒ) Y ≈ (I + 2λℒ)⁻¹ Y`` (per channel, the
 same ``ℒ`` for every image of a batch), a polynomial of degree ``order`` in ``ℒ`` evaluated by a
@@ -41,10 +34,9 @@ three-term recurrence: one product ``ℒv`` per degree, nothing inverted or fact
   ``A_k = I − (1/9)𝟙𝟙ᵀ − C_k(C_kᵀC_k + εI)⁻¹C_kᵀ`` (``C_k``: the 9×3 centred colours), whose
   eigenvalues lie in ``[0, 1]`` (``C_kᵀ𝟙 = 0`` and ``C(CᵀC + εI)⁻¹Cᵀ ≺`` the projection on
   range ``C``), and each pixel lies in at most 9 windows, so ``0 ≤ vᵀℒv ≤ Σ_k ‖P_k v‖² ≤ 9‖v‖²``.
-  It is tight: Lanczos (``scipy.sparse.linalg.eigsh``) gives 8.97–9.00 on astronaut 256×256,
-  chelsea 512×256, coffee 1024×512 (flat regions carry checkerboard-like modes with eigenvalue
-  → 9). Gershgorin (max row sum of ``|ℒ_ij|``) gives 16.1–16.6 there: valid but looser, so it
-  is not used; nor are power iterations (not a proof, and nothing to gain over a tight 9).
+  It is tight on photos (flat regions carry checkerboard-like modes with eigenvalue → 9).
+  Gershgorin (max row sum of ``|ℒ_ij|``) is valid but looser, so it is not used; nor are power
+  iterations (not a proof, and nothing to gain over a tight 9).
 * *Polynomial*, three variants (``method``), all with the same asymptotic rate
   ``q = e^{−acosh(1 + 1/(λ·λmax))} ≈ 0.9355`` per degree at λ = 50 (the pole of
   ``1/(1+2λx)`` at ``x = −1/(2λ)`` is that close to ``[0, 9]``; warping the interval or
@@ -52,41 +44,22 @@ three-term recurrence: one product ``ℒv`` per degree, nothing inverted or fact
 
   - ``"semi"``: the Chebyshev semi-iterative method for ``(I + 2λℒ)x = Y`` on the spectrum
     ``[1, 1 + 2λλmax]``: minimax for the relative error per eigenvector, with the guarantee
-    ``‖x_n − x‖ ≤ ‖x‖ / T_{n+1}(1 + 1/(λλmax))`` for every ``Y``; it needs ~80 for 1e-2;
+    ``‖x_n − x‖ ≤ ‖x‖ / T_{n+1}(1 + 1/(λλmax))`` for every ``Y``;
   - ``"series"``: the truncated Chebyshev series of ``h(x) = 1/(1+2λx)`` on ``[0, λmax]``
-    (closed-form coefficients ``∝ (−q)^k``, checked against PyGSP): half the error of ``semi``;
+    (closed-form coefficients ``∝ (−q)^k``, checked against PyGSP): smaller errors than ``semi``
+    in practice, without its guarantee;
   - ``"anchored"`` (default): the same series with ``c_0`` corrected so that ``P(0) = h(0) = 1``
     exactly. The truncation error of the series is largest, and of one sign, at ``x = 0``,
-    which is where the solution lives: 94 % of the energy of ``x`` lies on eigenvalues
-    < 1e-6 and 99.6 % < 1e-4 (chelsea 128×96, full eigendecomposition) — the constants and
-    the locally-affine-in-colour images that the prox must let through. Anchoring removes that
-    error: 10× smaller than ``series`` for a stylised-like ``Y``, 3× for an unrelated photo.
+    which is where the solution lives: nearly all the energy of ``x`` lies on eigenvalues close
+    to 0 — the constants and the locally-affine-in-colour images that the prox must let
+    through. Anchoring removes that error.
 * *Default order:* :func:`default_order`, the smallest ``n`` with ``q^n ≤ 1/64``: **63 at
   λ = 50** (28 at λ = 10, 89 at λ = 100). Static (from the Python ``λ``, not the data).
 
-Measured relative error ``‖P(Y) − x‖/‖x‖`` against scipy's exact sparse solve, λ = 50,
-photos ``astronaut``, ``chelsea``, ``coffee`` resized with Pillow (mean, [max] over the 3);
-``Y`` = the content + a smooth colour ramp + noise σ = 0.05 (``benchmarks/matting_speed.py
---orders``), and in the last column ``Y`` = another photo (``rocket``, ``--y photo``):
-
-=====  ===============  ================  ======  ======  =================
-order  anchored 256²    anchored 512×256  series  semi    anchored, Y=photo
-=====  ===============  ================  ======  ======  =================
-20     2.4e-2 [2.5e-2]  2.4e-2 [2.5e-2]   2.5e-1  4.6e-1
-30     1.3e-2 [1.3e-2]  1.3e-2 [1.3e-2]   1.3e-1  2.5e-1  4.2e-2 [4.5e-2]
-40     6.6e-3 [6.9e-3]  6.5e-3 [6.8e-3]   6.7e-2  1.3e-1  2.2e-2 [2.4e-2]
-50     3.4e-3 [3.7e-3]  3.4e-3 [3.5e-3]   3.4e-2  6.7e-2  1.1e-2 [1.2e-2]
-60     1.8e-3 [1.9e-3]  1.7e-3 [1.8e-3]   1.8e-2  3.4e-2  5.9e-3 [6.2e-3]
-80     4.9e-4 [5.4e-4]  4.7e-4 [4.9e-4]   4.7e-3  9.0e-3
-100    1.3e-4 [1.5e-4]  1.2e-4 [1.3e-4]   1.2e-3  2.4e-3
-120    3.6e-5 [4.1e-5]  3.3e-5 [3.6e-5]   3.2e-4  6.3e-4
-=====  ===============  ================  ======  ======  =================
-
-(``anchored 256²``, ``series``, ``semi``, ``Y=photo``: at 256×256; ``series`` and ``semi``: max =
-mean to two digits, the same at 512×256.) So 63 leaves a margin of ~2 for the hardest ``Y``
-(an unrelated photo) and ~7 for a stylised-like one. Speed (chelsea, order 63, CPU box):
-prox 0.06 / 0.43 / 1.7 s at 256×128 / 512×256 / 1024×512 against 5 / 36 / 244 s for scipy's
-``spsolve`` of the same system (80–145× faster), error 1.5e-3.
+Every measurement behind these choices (timings of the layouts, float32 and cofactor errors,
+the spectrum on photos, errors per order and method against an exact solve, speed against
+scipy) is in docs/DESIGN.md ("Matting Laplacian and its prox", and "Numbers moved out of module
+docstrings").
 """
 
 from __future__ import annotations
@@ -318,7 +291,7 @@ def default_order(lam: float, lmax: float = LMAX_BOUND, tol: float = DEFAULT_TOL
     """Smallest ``n`` with ``q^n ≤ tol``, ``q = e^{−acosh(1 + 1/(λ·λmax))}`` the decay rate of the
     Chebyshev coefficients of ``1/(1+2λx)`` on ``[0, λmax]`` (also the convergence rate of
     every method here). ``tol = 1/64`` gives 63 at λ = 50, calibrated by the measured errors
-    in the module docstring (≤ 6e-3 with a different photo as ``Y``)."""
+    in docs/DESIGN.md (≤ 6e-3 with a different photo as ``Y``)."""
     if lam <= 0:
         return 0
     rate = math.acosh(1.0 + 1.0 / (lam * lmax))

@@ -1,4 +1,5 @@
-"""Files installed with the package: example images and the shipped solver checkpoint."""
+"""Where the files installed with the package are: example images and the shipped solver
+checkpoint. Paths only; this module imports nothing from flexsolver."""
 
 from __future__ import annotations
 
@@ -20,10 +21,6 @@ def example(name: str) -> Path:
 
 
 def shipped_checkpoint(name: str = DEFAULT_MODEL) -> Path:
-    """Folder of a solver checkpoint shipped in the package (``load_checkpoint`` reads it)."""
-    from flexsolver.checkpoint import CheckpointError
-
-    path = MODELS / name
-    if not (path / "params").is_dir():
-        raise CheckpointError(f"no shipped checkpoint {name!r} in {MODELS}")
-    return path
+    """Folder of a solver checkpoint shipped in the package. Only the path: ``load_checkpoint``
+    reads it, and raises ``CheckpointError`` when it holds no checkpoint."""
+    return MODELS / name

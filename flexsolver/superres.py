@@ -1,5 +1,6 @@
 """User-guided texture super-resolution ×3 (SPEC §4.3): the degradation ``D``, its adjoint, the
-data-term prox, luminance (YCbCr) helpers and the bicubic start.
+data-term prox, the bicubic start and the luminance pipeline (the YCbCr conversions are
+:mod:`flexsolver.color`'s, re-exported here).
 
 **Layouts.** Every function here takes channel-last images: ``(H,W)`` (one plane), ``(H,W,C)``
 or ``(B,H,W,C)``; ``D`` acts on every plane (each batch element and channel) independently.
@@ -20,8 +21,8 @@ the transpose of the reflect padding, which folds the border weights back in).
 ``X = argmin ½‖X − Y‖² + R(X)``, i.e. ``(I + 2λDᵀD) X = Y + 2λDᵀx_low`` plane by plane, solved
 by conjugate gradient (``jax.scipy.sparse.linalg.cg``) from ``X = Y`` until
 ``‖residual‖ ≤ tol·‖right-hand side‖`` (relative, joint over all planes; default ``tol = 1e-5``,
-at most ``maxiter = 100`` iterations; the system is well conditioned, κ ≤ 1 + 2λ‖D‖²,
-and reaches 1e-5 in ~12–15 iterations at λ = 50, 192×192).
+at most ``maxiter = 100`` iterations; the system is well conditioned, κ ≤ 1 + 2λ‖D‖²; the
+iteration counts measured are in docs/DESIGN.md).
 
 **Three channels.** The solver works on RGB-shaped images, so the luminance is replicated into
 three channels. We use the prox of ``ι_grey(X) + R(X)``, where ``ι_grey`` is the indicator of
@@ -42,23 +43,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+# The colour helpers live in flexsolver.color and PSNR in flexsolver.images; they stay importable
+# from here (flexsolver.transfer and older scripts import them from this module).
+from flexsolver.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401
+from flexsolver.images import psnr  # noqa: F401
+from flexsolver.prox import compose
+
 FACTOR = 3
 KERNEL_SIZE = 17
 SIGMA = 3.0
 OFFSET = 1  # kept pixels 1, 4, 7, …: the centres of the 3×3 blocks
-
-# BT.601 full range (JPEG/JFIF), for values in [0, 1]: chroma centred on 0.5.
-_RGB_TO_YCBCR = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [-0.168735892, -0.331264108, 0.5],
-        [0.5, -0.418687589, -0.081312411],
-    ],
-    np.float64,
-)
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
-_CHROMA_OFFSET = np.array([0.0, 0.5, 0.5])
-
 
 def gaussian_kernel_1d(size: int = KERNEL_SIZE, sigma: float = SIGMA) -> np.ndarray:
     """The normalised 1-D Gaussian (sum 1); the 2-D kernel is its outer product."""
@@ -207,32 +201,10 @@ grey_projection = Partial(_grey)
 """Projection onto images with equal channels (channel mean, replicated): prox of ``ι_grey``."""
 
 
-def _chain2(first, second, y):
-    return second(first(y))
-
-
 def luminance_superres_prox(x_low, lam: float = 50.0, tol: float = 1e-5, maxiter: int = 100) -> Partial:
     """Prox of ``ι_grey + λ Σ_c ‖x_low − D X_c‖²`` for the Y channel replicated into 3 channels:
     exactly ``superres_prox(x_low, λ)(grey_projection(Y))`` (see the module docstring)."""
-    return Partial(_chain2, grey_projection, superres_prox(x_low, lam, tol, maxiter))
-
-
-def rgb_to_ycbcr(x) -> jax.Array:
-    """RGB in [0,1], ``(…,3)`` → YCbCr, BT.601 full range (Y in [0,1], Cb/Cr centred on 0.5)."""
-    x = jnp.asarray(x, jnp.float32)
-    m = jnp.asarray(_RGB_TO_YCBCR, jnp.float32)
-    return x @ m.T + jnp.asarray(_CHROMA_OFFSET, jnp.float32)
-
-
-def ycbcr_to_rgb(x) -> jax.Array:
-    """Inverse of :func:`rgb_to_ycbcr` (no clipping)."""
-    x = jnp.asarray(x, jnp.float32) - jnp.asarray(_CHROMA_OFFSET, jnp.float32)
-    return x @ jnp.asarray(_YCBCR_TO_RGB, jnp.float32).T
-
-
-def luminance(x) -> jax.Array:
-    """The Y channel ``(…,H,W)`` of an RGB image ``(…,H,W,3)``."""
-    return rgb_to_ycbcr(x)[..., 0]
+    return compose(grey_projection, superres_prox(x_low, lam, tol, maxiter))
 
 
 def bicubic_upsample(x, factor: int = FACTOR) -> jax.Array:
@@ -246,12 +218,6 @@ def bicubic_upsample(x, factor: int = FACTOR) -> jax.Array:
     else:
         raise ValueError(f"expected (h,w), (h,w,C) or (B,h,w,C), got shape {x.shape}")
     return jax.image.resize(x, shape, method="cubic")
-
-
-def psnr(x, ref, peak: float = 1.0) -> float:
-    """``10 log10(peak² / mean((x − ref)²))`` in dB."""
-    mse = float(jnp.mean((jnp.asarray(x, jnp.float32) - jnp.asarray(ref, jnp.float32)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(peak**2 / mse)
 
 
 GUIDED_WEIGHTS = {"conv1_1": 1.0, "conv2_1": 1.0, "conv3_1": 1.0, "conv4_1": 1.0, "conv5_1": 0.0}

@@ -20,9 +20,9 @@ The mask lives on frame ``i+1``'s grid (:func:`consistency_mask`, Ruder et al. 2
   central differences (one-sided at the border, ``np.gradient``);
 * ``M = 0`` there, ``M = 1`` elsewhere.
 
-**Why DIS** (Kroeger et al. 2016): it is OpenCV's fast dense flow (tens of ms per 640×360 pair
-on a CPU at the ``MEDIUM`` preset), needs no extra package or weights, and SPEC §4.2 asks for any
-fast method; errors it makes are caught by the forward–backward check anyway.
+**Why DIS** (Kroeger et al. 2016): it is OpenCV's fast dense flow (used at the ``MEDIUM``
+preset; its speed is in docs/DESIGN.md), needs no extra package or weights, and SPEC §4.2 asks
+for any fast method; errors it makes are caught by the forward–backward check anyway.
 """
 
 from __future__ import annotations

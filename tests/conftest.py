@@ -1,5 +1,4 @@
-"""Shared fixtures. Test images come from scikit-image's bundled sample data (a dev
-dependency), never from the repository or ../shared."""
+"""Shared fixtures. Helpers that tests import live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,22 +6,9 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
-import numpy as np
 import pytest
 
-
-def sample_image(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A scikit-image sample as float32 ``(H,W,3)`` in [0,1], optionally resized to (H, W)."""
-    import skimage.data
-    from PIL import Image
-
-    img = getattr(skimage.data, name)()
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    pil = Image.fromarray(img[..., :3])
-    if size is not None:
-        pil = pil.resize((size[1], size[0]), Image.LANCZOS)
-    return np.asarray(pil, np.float32) / 255.0
+from tests.helpers import sample_image  # noqa: F401  (re-exported: tests/test_app.py imports it from here)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def global_batch():
     """The global batch of 2 pairs (the same as ``tests/test_training.py``'s ``fixed_batch``)."""
     import numpy as np
 
-    from tests.conftest import sample_image
+    from tests.helpers import sample_image
 
     s = (SIZE, SIZE)
     x_c = np.stack([sample_image("astronaut", s), sample_image("rocket", s)])

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from experiments import ablation
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 
 def test_parse_runs():
@@ -35,6 +35,7 @@ def test_pooled_equals_the_statistics_of_all_pairs():
     np.testing.assert_allclose([mean, std], [everything.mean(), everything.std()], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     data = tmp_path / "photos"
     data.mkdir()

@@ -10,7 +10,7 @@ import pytest
 from experiments.baselines import adain as A
 from flexsolver.vgg import default_weights_path
 
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 
 @pytest.fixture(scope="module")

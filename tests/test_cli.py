@@ -14,8 +14,8 @@ from PIL import Image
 import flexsolver as fs
 from flexsolver import cli
 from flexsolver.checkpoint import export_params
-from flexsolver.superres import rgb_to_ycbcr
-from tests.conftest import sample_image
+from flexsolver.color import rgb_to_ycbcr
+from tests.helpers import sample_image
 
 H, W = 48, 64
 

@@ -13,7 +13,7 @@ import flexsolver as fs
 from experiments import evaluate as ev
 from flexsolver.checkpoint import abstract_params, export_params
 from flexsolver.images import load_image
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 PAD = 4  # image_grid's default padding
 SIZE = 32
@@ -83,6 +83,7 @@ def test_summarise_and_table():
     assert "| ours | 2 | 0.3000 ± 0.0500 | 0.3000 | 2.000 | 1.00 | 1/2 |" in table
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(setup, tmp_path, capsys, vgg):
     root, ckpt = setup
     out = tmp_path / "eval"

@@ -7,7 +7,7 @@ import pytest
 
 import flexsolver as fs
 from flexsolver.losses import LOSS_LAYERS, resize_mask
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 LAYERS = fs.STYLE_LAYERS
 

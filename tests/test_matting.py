@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.linalg
-from conftest import sample_image
+from tests.helpers import sample_image
 
 from flexsolver import prox as proxlib
 from flexsolver.matting import (

@@ -13,6 +13,7 @@ from PIL import Image
 NOTEBOOK = Path(__file__).resolve().parents[1] / "experiments" / "colab.ipynb"
 
 
+@pytest.mark.slow
 def test_colab_notebook_runs_with_the_shipped_checkpoint(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -9,7 +9,7 @@ from jax.tree_util import Partial
 import flexsolver as fs
 from flexsolver.network import heaviside, init_iteration, param_count
 from flexsolver.network import iteration as _iteration
-from tests.conftest import sample_image
+from tests.helpers import count_compilations, sample_image
 
 N, L = 2, 4
 iteration = jax.jit(_iteration, static_argnames="nonlinearity")  # one compile per call shape
@@ -132,11 +132,11 @@ def test_traces_once_for_new_prox_data_style_and_content(vgg, setup):
 
     from flexsolver import solver
 
-    before = solver._solve._cache_size()
-    fs.solve(params, x_c, g1, prox=Partial(shift, jnp.float32(0.1)))
-    fs.solve(params, x_c, g2, prox=Partial(shift, jnp.float32(0.2)))
-    fs.solve(params, x_c[::-1].copy(), g2, prox=Partial(shift, jnp.float32(0.3)))
-    assert solver._solve._cache_size() - before == 1
+    with count_compilations(solver._solve) as compiled:
+        fs.solve(params, x_c, g1, prox=Partial(shift, jnp.float32(0.1)))
+        fs.solve(params, x_c, g2, prox=Partial(shift, jnp.float32(0.2)))
+        fs.solve(params, x_c[::-1].copy(), g2, prox=Partial(shift, jnp.float32(0.3)))
+    assert compiled.count == 1
     assert len(traces) == N  # one trace: the prox is called once per unrolled iteration
 
 

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from flexsolver import color
 from flexsolver import superres as sr
+from flexsolver.images import psnr
 
 
 @pytest.mark.parametrize("shape", [(27, 30), (31, 40, 3), (2, 36, 24, 1)])
@@ -79,9 +81,27 @@ def test_luminance_prox_on_three_channels():
 
 def test_ycbcr_round_trip():
     x = jax.random.uniform(jax.random.PRNGKey(2), (5, 7, 3))
-    np.testing.assert_allclose(np.asarray(sr.ycbcr_to_rgb(sr.rgb_to_ycbcr(x))), np.asarray(x), atol=1e-5)
-    ycc = sr.rgb_to_ycbcr(jnp.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(np.asarray(color.ycbcr_to_rgb(color.rgb_to_ycbcr(x))), np.asarray(x), atol=1e-5)
+    ycc = color.rgb_to_ycbcr(jnp.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     np.testing.assert_allclose(np.asarray(ycc), [[1, 0.5, 0.5], [0, 0.5, 0.5], [0.299, 0.5 - 0.168736, 1.0]], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(color.luminance(x)), np.asarray(color.rgb_to_ycbcr(x)[..., 0]))
+    # still importable from superres (flexsolver.transfer imports them from there)
+    assert sr.rgb_to_ycbcr is color.rgb_to_ycbcr and sr.ycbcr_to_rgb is color.ycbcr_to_rgb
+
+
+def test_psnr():
+    ref = np.zeros((4, 4))
+    assert psnr(ref, ref) == float("inf")
+    assert psnr(ref + 0.1, ref) == pytest.approx(20.0)
+    assert psnr(jnp.full((4, 4), 2.0), ref, peak=2.0) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_luminance_prox_is_compose_of_grey_and_superres():
+    from flexsolver.prox import compose
+
+    prox = sr.luminance_superres_prox(jnp.zeros((10, 10)))
+    same = compose(sr.grey_projection, sr.superres_prox(jnp.ones((10, 10))))
+    assert jax.tree_util.tree_structure(prox) == jax.tree_util.tree_structure(same)
 
 
 def test_prox_is_pytree_without_retrace():

@@ -14,7 +14,7 @@ from flexsolver.checkpoint import CheckpointError, export_params, load_checkpoin
 from flexsolver.training import (
     AXIS, TrainConfig, loss_fn, make_optimizer, make_train_step, replicate, shard, train_step, unreplicate,
 )
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 TINY = TrainConfig(n=2, l=8, size=32, batch=2, steps=4, lr=1e-3, seed=3, save_every=2, keep=5, eval_every=0, log_every=1)
 

@@ -5,7 +5,7 @@ import pytest
 
 import flexsolver
 from flexsolver.vgg import CONV_NAMES, WeightsError, default_weights_path, max_pool2
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
 

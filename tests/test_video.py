@@ -148,11 +148,15 @@ def test_video_errors(tmp_path):
         fv.VideoWriter(tmp_path / "nope" / "out.mp4")
 
 
-def test_experiment_video_main_compiles_once(tmp_path, capsys):
+def test_cli_video_compiles_once(tmp_path, capsys):
     from PIL import Image
 
-    from experiments.video import main
+    from flexsolver.cli import main as cli_main
     from flexsolver.solver import _solve
+    from tests.helpers import count_compilations
+
+    def main(argv):
+        cli_main(["video", *argv])
 
     src = tmp_path / "in.mp4"
     with fv.VideoWriter(src, fps=10) as writer:  # 5 frames 32×48
@@ -160,9 +164,9 @@ def test_experiment_video_main_compiles_once(tmp_path, capsys):
     style = tmp_path / "style.png"
     Image.fromarray((_textured((40, 40, 3), 5) * 255).astype(np.uint8)).save(style)
     out = tmp_path / "out.mp4"
-    before = _solve._cache_size()
-    main([str(src), str(style), "-o", str(out), "--random", "--max-side", "48"])
-    assert _solve._cache_size() - before <= 1  # one compilation for the whole clip
+    with count_compilations(_solve) as compiled:
+        main([str(src), str(style), "-o", str(out), "--random", "--max-side", "48"])
+    assert compiled.count <= 1  # one compilation for the whole clip
     back = fv.read_frames(out)
     assert len(back) == 5 and back[0].shape == (32, 48, 3)
     assert "5 frames" in capsys.readouterr().out

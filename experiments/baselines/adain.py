@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from flexsolver.conv import conv3x3
+from flexsolver.solver import pad_to_multiple
 from flexsolver.vgg import VGG19, WeightsError, default_weights_path, read_weights, vgg_features
 
 ENCODER_LAYER = "conv4_1"  # post-ReLU = relu4_1
@@ -112,14 +113,6 @@ def adain(content_feat: jax.Array, style_feat: jax.Array, eps: float = 1e-5) -> 
     return (content_feat - c_mean) / c_std * s_std + s_mean
 
 
-def _pad8(x: jax.Array) -> jax.Array:
-    h, w = x.shape[-3], x.shape[-2]
-    if h % MULTIPLE == 0 and w % MULTIPLE == 0:
-        return x
-    pads = [(0, 0)] * (x.ndim - 3) + [(0, -h % MULTIPLE), (0, -w % MULTIPLE), (0, 0)]
-    return jnp.pad(x, pads, mode="reflect")
-
-
 def decoder_output(vgg: VGG19, decoder, x_c, x_s, alpha=1.0, eps: float = 1e-5) -> jax.Array:
     """The raw (unclipped, uncropped) decoder output for ``(B,H,W,3)`` contents already padded
     to multiples of 8 as needed, and ``(H',W',3)`` or ``(B,H',W',3)`` styles."""
@@ -137,7 +130,7 @@ def _stylize(vgg, decoder, x_c, x_s, alpha, clip=True):
     if single:
         x_c = x_c[None]
     h, w = x_c.shape[1:3]
-    y = decoder_output(vgg, decoder, _pad8(x_c), x_s, alpha)
+    y = decoder_output(vgg, decoder, pad_to_multiple(x_c, MULTIPLE), x_s, alpha)
     y = y[:, :h, :w]
     if clip:
         y = jnp.clip(y, 0.0, 1.0)
