@@ -57,14 +57,17 @@ print("RESULT " + json.dumps({{"network": timed(lambda: net(params), {repeats})[
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flags", nargs="+", default=None,
+                        help="flag sets to compare with the defaults (default: %s)" % " ".join(FLAG_SETS[1:]))
     args = parser.parse_args(argv)
+    flag_sets = ("", *args.flags) if args.flags else FLAG_SETS
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from timing import load_average
 
     print(load_average(), flush=True)
     code = CHILD.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), repeats=args.repeats)
     rows = []
-    for flags in FLAG_SETS:
+    for flags in flag_sets:
         env = {**os.environ, "XLA_FLAGS": flags}
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)

@@ -35,7 +35,7 @@ _, c = load_checkpoint('$INIT'); print(c['n'], c['l'])" 2>/dev/null | tail -1)
 set +e
 "$PYTHON" -m experiments.train --n "$N" --l "$L" --size "$SIZE" --batch "$BATCH" --lr "$LR" \
   --data "folder:$CARRY/data/train" ${STYLE_DATA:+--style-data "$STYLE_DATA"} --crop-min 0.5 \
-  --steps 1000000 --save-every 1000000 --eval-every "$EVAL_EVERY" --log-every 20 \
+  --steps 1000000 --save-every 1000000 --eval-every "$EVAL_EVERY" --log-every "${LOG_EVERY:-20}" \
   --init-from "$INIT" --workdir "$WORK" --minutes "$MINUTES" --no-progress 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 set -e
@@ -44,7 +44,7 @@ set -e
 if [ -d "$WORK/checkpoints" ]; then
   "$PYTHON" -m experiments.export "$WORK" "$WORK/../device_export" --dtype bfloat16
   tar -C "$WORK/.." -cf - device_export | split -b 15M -d - "$OUT/params.tar.part-"
-  cp "$WORK/metrics.jsonl" "$OUT/metrics.jsonl"
+  [ -f "$WORK/metrics.jsonl" ] && cp "$WORK/metrics.jsonl" "$OUT/metrics.jsonl"
   last=$(ls "$WORK"/samples/*.png 2>/dev/null | tail -1 || true)
   [ -n "$last" ] && cp "$last" "$OUT/last_sample.png"
 fi
