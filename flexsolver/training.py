@@ -1,4 +1,6 @@
-"""Training the solver (SPEC §3): the loss ``Σ_t LTV(X(t))``, Adam, a data-parallel ``pmap`` step.
+"""The training step (SPEC §3): the loss ``Σ_t LTV(X(t))``, Adam, a data-parallel ``pmap`` step.
+
+The loop around it (resume, checkpoints, validation, samples) is :mod:`flexsolver.trainer`.
 
 Shapes: a global batch ``(B,S,S,3)`` is split as ``(D, B/D, S, S, 3)`` over the ``D`` local
 devices; gradients are averaged with ``lax.pmean`` over the axis ``"batch"``, so every device
@@ -7,7 +9,6 @@ holds the same parameters after each step.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from functools import partial
 from typing import Any
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from flexsolver.config import SCHEDULES
 from flexsolver.losses import ltv, style_grams
 from flexsolver.solver import unroll
 from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
@@ -24,36 +26,6 @@ from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
 AXIS = "batch"
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Every knob of a training run; the defaults are the paper's (SPEC §3)."""
-
-    n: int = 4  # unrolled iterations N
-    l: int = 64  # width L
-    nonlinearity: str = "heaviside"
-    size: int = 320  # training crops (px)
-    batch: int = 1  # global batch (content/style pairs per step), a multiple of the devices
-    steps: int = 4_139_150  # 50 epochs of MS-COCO 2014 train (82,783 images) at batch 1
-    lr: float = 2e-5  # Adam's step, or the peak of the warmup-cosine schedule
-    schedule: str = "constant"  # "constant" (the paper's) or "cosine": linear warmup, cosine decay to lr/100 at `steps`
-    warmup: int = 0  # linear-warmup steps of the cosine schedule
-    clip_grad_norm: float = 0.0  # 0: no clipping (the paper's)
-    data: str = "tfds:coco/2014"
-    style_data: str = ""  # "" = styles come from `data` (the paper's); folder sources may be joined with ','
-    crop_min: float = 0.0  # 0: centre squares (the paper's); else random crops of [crop_min, 1] × the short side, flips
-    val_data: str = ""  # "" = the validation pairs come from `data` (styles from `style_data` when set)
-    seed: int = 0  # initial parameters and the order of the training pairs
-    val_seed: int = 0  # which fixed validation pairs (kept apart so runs of any seed compare)
-    save_every: int = 1000
-    keep: int = 3
-    eval_every: int = 1000  # 0: no validation
-    eval_pairs: int = 8
-    val_size: int = 0  # validation crops (px); 0: the training size
-    log_every: int = 10
-    init_from: str = ""  # a checkpoint whose params start this run (fresh optimiser state)
-
-
-SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(lr: float, schedule: str = "constant", warmup: int = 0, steps: int = 1) -> optax.ScalarOrSchedule:

@@ -12,11 +12,12 @@ from PIL import Image
 import flexsolver as fs
 from flexsolver.checkpoint import CheckpointError, export_params, load_checkpoint
 from flexsolver.training import (
-    AXIS, TrainConfig, loss_fn, make_optimizer, make_train_step, replicate, shard, train_step, unreplicate,
+    AXIS, loss_fn, make_optimizer, make_train_step, replicate, shard, train_step, unreplicate,
 )
+from flexsolver.config import ModelConfig, TrainConfig
 from tests.helpers import sample_image
 
-TINY = TrainConfig(n=2, l=8, size=32, batch=2, steps=4, lr=1e-3, seed=3, save_every=2, keep=5, eval_every=0, log_every=1)
+TINY = TrainConfig(model=ModelConfig(n=2, l=8), size=32, batch=2, steps=4, lr=1e-3, seed=3, save_every=2, keep=5, eval_every=0, log_every=1)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def fixed_batch(size=32, b=2):
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(vgg):
     # The same step program as TINY's runs below (all local devices, lr 1e-3): compiled once.
     devices = jax.local_devices()
-    params = fs.init_params(jax.random.PRNGKey(0), n=TINY.n, l=TINY.l)
-    step = make_train_step(TINY.lr, TINY.clip_grad_norm, TINY.nonlinearity)
+    params = fs.init_params(jax.random.PRNGKey(0), n=TINY.model.n, l=TINY.model.l)
+    step = make_train_step(TINY.lr, TINY.clip_grad_norm, TINY.model.nonlinearity)
     opt_state = make_optimizer(TINY.lr).init(params)
     params, opt_state = replicate(params, devices), replicate(opt_state, devices)
     batch = shard(fixed_batch(), len(devices))
@@ -88,7 +89,7 @@ def test_loss_is_the_sum_over_iterations_of_ltv(vgg):
 
 
 def test_interrupt_and_resume_is_bit_identical(folder, tmp_path):
-    from experiments.train import train
+    from flexsolver.trainer import train
 
     config = dataclasses.replace(TINY, data=folder)
     train(config, tmp_path / "straight", progress=False)
@@ -97,13 +98,13 @@ def test_interrupt_and_resume_is_bit_identical(folder, tmp_path):
     train(config, tmp_path / "resumed", progress=False)
     straight, cfg = load_checkpoint(tmp_path / "straight")
     resumed, _ = load_checkpoint(tmp_path / "resumed")
-    assert cfg["n"] == TINY.n and cfg["l"] == TINY.l
+    assert cfg["n"] == TINY.model.n and cfg["l"] == TINY.model.l
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4  # steps 1, 2 then 3, 4: nothing redone
     # and training changed the parameters
-    init = fs.init_params(jax.random.PRNGKey(config.seed), TINY.n, TINY.l)
+    init = fs.init_params(jax.random.PRNGKey(config.seed), TINY.model.n, TINY.model.l)
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(straight)))
 
 
