@@ -67,7 +67,6 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
 DEFAULT_METHODS = "content,ours,adain,gatys100,gatys300"
 FIXED_METHODS = ("content", "ours", "adain")
 GATYS = re.compile(r"gatys([1-9][0-9]*)$")
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 GRID_ROWS = 6
 MIN_SIZE = 32
 RESULTS, TABLE, GRID, CONFIG, IMAGES = "results.jsonl", "results.md", "grid.png", "config.json", "images"
@@ -81,9 +80,9 @@ def list_images(folder: str | Path, what: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = [Path(p) for p in images.list_images(folder)]
     if not files:
-        raise ValueError(f"{what} folder {folder} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise ValueError(f"{what} folder {folder} holds no images ({', '.join(images.IMAGE_SUFFIXES)})")
     return files
 
 

@@ -82,8 +82,8 @@ def main(argv=None) -> None:
             results[name] = (float(np.mean(errs)), float(np.mean(ltvs)), float(np.std(ltvs)))
 
         kw = dict(nonlinearity=nonlinearity, lam=args.lam, flow_masks=flow_masks)
-        add("ours, per frame", list(fv.stylise_clip(params, frames, grams, temporal=False, **kw)))
-        add("ours + temporal prox", list(fv.stylise_clip(params, frames, grams, temporal=True, **kw)))
+        add("ours, per frame", list(fv.stylize_clip(params, frames, grams, temporal=False, **kw)))
+        add("ours + temporal prox", list(fv.stylize_clip(params, frames, grams, temporal=True, **kw)))
         if not args.no_adain:
             try:
                 from experiments.baselines.adain import load_decoder, make_stylizer

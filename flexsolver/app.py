@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import os
 import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flexsolver.cli import DEFAULT_MAX_SIDE, fit_mask, load_solver, read_content, read_mask
+from flexsolver.timing import count_compilations, stopwatch
 from flexsolver.vgg import STYLE_LAYERS
 
 WORKING_SIDE = 512  # contents are stylised at this longest side on the page
@@ -42,7 +42,6 @@ BETA_MAX = 1.5  # range of the per-scale sliders
 LAM_RANGE = (10.0, 200.0, 10.0)  # photo λ slider: min, max, step (each new λ compiles once: see DESIGN)
 CACHE_ENTRIES = 8  # decoded images and style Grams kept per kind
 EXAMPLES = ("astronaut.jpg", "great_wave.jpg", "van_gogh_auvers.jpg")  # content, style A, style B
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax.monitoring event, one per XLA compile
 ASPECT_TOLERANCE = 0.02
 SOURCES = ("upload", "clipboard")  # no webcam
 
@@ -129,20 +128,6 @@ def pixel_key(x: np.ndarray) -> str:
     return hashlib.sha1(str(x.shape).encode() + x.tobytes()).hexdigest()
 
 
-_compiles = [0]
-_listening = [False]
-
-
-def _count(event: str, _duration: float, **_kwargs) -> None:
-    if event == COMPILE_EVENT:
-        _compiles[0] += 1
-
-
-def compile_count() -> int:
-    """XLA compilations in this process since the first :class:`Studio` (jax.monitoring)."""
-    return _compiles[0]
-
-
 @dataclass
 class Studio:
     """The page's state: the solver, VGG, and the caches. ``run`` is the functional entry point
@@ -159,15 +144,10 @@ class Studio:
     _out_dir: str | None = None
 
     def __post_init__(self):
-        import jax
-
         if self.vgg is None:
             import flexsolver as fs
 
             self.vgg = fs.load_vgg19()
-        if not _listening[0]:
-            jax.monitoring.register_event_duration_secs_listener(_count)
-            _listening[0] = True
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None = None, **kwargs) -> Studio:
@@ -217,12 +197,11 @@ class Studio:
             mask = None
         kwargs = stylize_kwargs(options, len(styles), mask)
         x_styles = [self.style(s, max_side) for s in styles]
-        start, compiles = time.perf_counter(), compile_count()
-        # Colour preservation matches each style's luminance to this content: it needs the images.
-        style_inputs = x_styles if options.preserve_color else [self.grams(x) for x in x_styles]
-        out = stylize(self.params, self.vgg, x_c, style_inputs, nonlinearity=self.nonlinearity, **kwargs)
-        info = {"seconds": time.perf_counter() - start, "compiles": compile_count() - compiles,
-                "size": shape, "stored_size": stored}
+        with count_compilations() as compiles, stopwatch() as clock:
+            # Colour preservation matches each style's luminance to this content: it needs the images.
+            style_inputs = x_styles if options.preserve_color else [self.grams(x) for x in x_styles]
+            out = stylize(self.params, self.vgg, x_c, style_inputs, nonlinearity=self.nonlinearity, **kwargs)
+        info = {"seconds": clock.seconds, "compiles": compiles.count, "size": shape, "stored_size": stored}
         return out, info
 
     def _options(self, b1, b2, b3, b4, b5, intensity, mix, photo, lam, preserve) -> Options:

@@ -121,3 +121,20 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[Any, dict]:
         first = text.splitlines()[0] if text else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {directory}: {first[:300]}") from None
     return params, config
+
+
+def load_solver(checkpoint: str | Path | None = None, random: bool = False, on_fallback=None):
+    """``(params, nonlinearity, description)`` of the solver a command or an experiment runs:
+    ``checkpoint`` (default: the shipped one), or random parameters with ``random=True`` (shows the
+    mechanics only). With no checkpoint given and none shipped, falls back to random parameters
+    and calls ``on_fallback(message)`` (e.g. a warning printer)."""
+    if not random:
+        try:
+            params, config = load_checkpoint(checkpoint)
+            return params, config.get("nonlinearity", "heaviside"), f"checkpoint n={config['n']} l={config['l']}"
+        except CheckpointError as e:
+            if checkpoint is not None:
+                raise
+            if on_fallback is not None:
+                on_fallback(f"{e}; using random parameters")
+    return init_params(jax.random.PRNGKey(0), n=4, l=32), "heaviside", "random parameters"

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_SIDE = 1024
 # Peak memory of one stylisation above the loaded process, per content pixel: benchmarks/peak_memory.py
 # measured 1520 B/px at 1024² and 1100 at 2048² (N=4, L=32, first call; docs/DESIGN.md), about the
@@ -60,23 +59,10 @@ def cli_errors():
 
 
 def load_solver(checkpoint: str | None, random: bool = False):
-    """``(params, nonlinearity, description)`` from a checkpoint (default: the shipped one), or
-    random parameters with ``random=True`` (shows the mechanics only). With no checkpoint given
-    and none shipped, falls back to random parameters with a warning."""
-    import jax
+    """:func:`flexsolver.checkpoint.load_solver`, warning on stderr when it falls back."""
+    from flexsolver.checkpoint import load_solver as load
 
-    from flexsolver.checkpoint import CheckpointError, load_checkpoint
-    from flexsolver.network import init_params
-
-    if not random:
-        try:
-            params, config = load_checkpoint(checkpoint)
-            return params, config.get("nonlinearity", "heaviside"), f"checkpoint n={config['n']} l={config['l']}"
-        except CheckpointError as e:
-            if checkpoint is not None:
-                raise
-            warn(f"{e}; using random parameters")
-    return init_params(jax.random.PRNGKey(0), n=4, l=32), "heaviside", "random parameters"
+    return load(checkpoint, random, on_fallback=warn)
 
 
 def available_memory() -> int:
@@ -140,11 +126,13 @@ def fit_mask(path, m: np.ndarray, content_size: tuple[int, int], shape: tuple[in
 
 
 def _contents(path: str) -> list[Path]:
+    from flexsolver import images
+
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = [Path(f) for f in images.list_images(p)]
         if not files:
-            raise ValueError(f"folder {p} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            raise ValueError(f"folder {p} holds no image ({', '.join(images.IMAGE_SUFFIXES)})")
         return files
     if not p.exists():
         raise FileNotFoundError(f"content {p} does not exist")
@@ -252,7 +240,7 @@ def video_command(args) -> None:
     grams = fs.style_grams(fs.load_vgg19(), x_s)
     start = time.perf_counter()
     with fv.VideoWriter(args.output, fps=fps) as writer:
-        writer.write_all(fv.stylise_clip(params, frames, grams, nonlinearity=nonlinearity,
+        writer.write_all(fv.stylize_clip(params, frames, grams, nonlinearity=nonlinearity,
                                          temporal=not args.no_temporal, photo=args.photo, lam=args.lam))
     elapsed = time.perf_counter() - start
     h, w = frames[0].shape[:2]

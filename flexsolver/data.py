@@ -43,16 +43,15 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from . import images
 from .images import ImageError, center_square, decode_image, load_image, resize, to_uint8
 
-__all__ = ["DataError", "IMAGE_EXTENSIONS", "load_square", "list_images", "random_crop", "TrainBatches", "fixed_pairs"]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+__all__ = ["DataError", "load_square", "list_images", "random_crop", "TrainBatches", "fixed_pairs"]
 NUM_STYLE_LAYERS = 5  # conv1_1, conv2_1, conv3_1, conv4_1, conv5_1
 BETA_ON = 1.0 / 0.9
 P_BETA_ON = 0.9
 MAX_NOISE = 0.1
-_FORMS = "expected folder:PATH (a directory of .jpg/.jpeg/.png/.webp/.bmp images), tfds:NAME (e.g. tfds:coco/2014) or an existing directory"
+_FORMS = "expected folder:PATH (a directory of .png/.jpg/.jpeg/.webp/.bmp/.tif images), tfds:NAME (e.g. tfds:coco/2014) or an existing directory"
 _FIXED_TAG = 0x5EED_F1  # keeps fixed_pairs' random stream apart from the training streams
 
 
@@ -113,9 +112,8 @@ def _parse_source(source: str) -> tuple[str, str]:
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[str]:
-    """All image files under ``folder`` (recursive, sorted, case-insensitive extensions)."""
-    root = Path(folder)
-    return sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    """All image files under ``folder``, recursively (:func:`flexsolver.images.list_images`)."""
+    return images.list_images(folder, recursive=True)
 
 
 def _check_shard(shard_index: int, shard_count: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -16,7 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "ImageError",
+    "list_images",
     "load_image",
     "decode_image",
     "resize",
@@ -30,6 +33,8 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 Method = Image.Resampling | str
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what every folder reader takes
 
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -99,6 +104,14 @@ def _decode(fp: PathLike | BinaryIO, name: str, max_side: int | None) -> np.ndar
     if max_side is not None:
         x = resize_max_side(x, max_side)
     return x
+
+
+def list_images(folder: PathLike, recursive: bool = False) -> list[str]:
+    """The image files of ``folder`` (by suffix, case-insensitive: :data:`IMAGE_SUFFIXES`), sorted
+    by path; with ``recursive``, those of its subfolders too. Empty when there are none."""
+    root = Path(folder)
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(str(p) for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def load_image(path: PathLike, max_side: int | None = None) -> np.ndarray:

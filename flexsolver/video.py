@@ -42,7 +42,7 @@ __all__ = [
     "flow",
     "flows",
     "frame_prox",
-    "stylise_clip",
+    "stylize_clip",
     "read_frames",
     "temporal_prox",
     "warp",
@@ -324,7 +324,7 @@ def frame_prox(frame, warped, mask, lam: float, photo: bool):
     return compose(*parts)
 
 
-def stylise_clip(
+def stylize_clip(
     params,
     frames,
     grams,
