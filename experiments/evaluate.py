@@ -152,17 +152,16 @@ class Method:
 
 
 def make_methods(names: Sequence[str], vgg, solver=None, decoder=None) -> dict[str, Method]:
-    """``{name: Method}``; ``solver = (params, nonlinearity)`` for ours, ``decoder`` for AdaIN."""
+    """``{name: Method}``; ``solver`` (a ``Solver``) for ours, ``decoder`` for AdaIN."""
     seen: set = set()  # compiled shapes, shared: the Grams of a style shape compile once for all
     methods = {}
     for name in names:
         if name == "content":
             methods[name] = Method(name, lambda x_c, x_s: x_c)
         elif name == "ours":
-            params, nonlinearity = solver
 
-            def ours(x_c, x_s, params=params, nonlinearity=nonlinearity):
-                return fs.solve(params, x_c, fs.style_grams(vgg, x_s), nonlinearity=nonlinearity)
+            def ours(x_c, x_s, solver=solver):
+                return fs.solve(solver, x_c, fs.style_grams(vgg, x_s))
 
             methods[name] = Method(name, ours, lambda c, s: {("grams", s), ("solve", c)}, seen=seen)
         elif name == "adain":
@@ -363,8 +362,7 @@ def evaluate(args) -> str:
         vgg = fs.load_vgg19()
         solver = decoder = None
         if "ours" in methods:
-            params, nonlinearity, solver_what = load_solver(args.checkpoint, random=False)
-            solver = (params, nonlinearity)
+            solver, solver_what = load_solver(args.checkpoint, random=False)
         if "adain" in methods:
             from experiments.baselines import adain
 

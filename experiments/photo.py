@@ -22,13 +22,13 @@ from flexsolver.matting import matting_prox
 from flexsolver.timing import timed
 
 
-def run(params, nonlinearity, vgg, x_c, x_s, lam: float, gatys_steps: int = 0):
+def run(solver, vgg, x_c, x_s, lam: float, gatys_steps: int = 0):
     """(list of output images, list of (label, seconds))."""
     grams = fs.style_grams(vgg, x_s)
     timings = []
 
     def ours(prox, label):
-        call = lambda: fs.solve(params, x_c, grams, prox=prox, nonlinearity=nonlinearity)  # noqa: E731
+        call = lambda: fs.solve(solver, x_c, grams, prox=prox)  # noqa: E731
         out, first = timed(call)
         _, warm = timed(call)
         timings.append((f"{label} (first call, with compilation)", first))
@@ -65,8 +65,8 @@ def main(argv=None) -> None:
             raise ValueError(f"--lam must be >= 0, got {args.lam}")
         images.check_writable(args.output)
         x_c, x_s = load_pair(args.content, args.style, args.size)
-        params, nonlinearity, what = load_solver(args.checkpoint, args.random)
-        outs, timings = run(params, nonlinearity, fs.load_vgg19(), x_c, x_s, args.lam, args.gatys_steps)
+        solver, what = load_solver(args.checkpoint, args.random)
+        outs, timings = run(solver, fs.load_vgg19(), x_c, x_s, args.lam, args.gatys_steps)
         images.save_image(args.output, images.image_grid([[x_c, x_s, *outs]]))
         cols = "content | style | ours | ours + matting prox" + (" | Gatys + matting prox" if args.gatys_steps else "")
         print(f"wrote {args.output} ({what}, {x_c.shape[1]}×{x_c.shape[0]}): {cols}")

@@ -23,9 +23,9 @@ INTENSITIES = (0.2, 0.6, 1.0, 1.4)
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def grid(params, nonlinearity, vgg, x_c, x_s, x_s2) -> np.ndarray:
+def grid(solver, vgg, x_c, x_s, x_s2) -> np.ndarray:
     g1, g2 = fs.style_grams(vgg, x_s), fs.style_grams(vgg, x_s2)
-    run = lambda grams, **kw: np.clip(np.asarray(fs.solve(params, x_c, grams, nonlinearity=nonlinearity, **kw)), 0, 1)  # noqa: E731
+    run = lambda grams, **kw: np.clip(np.asarray(fs.solve(solver, x_c, grams, **kw)), 0, 1)  # noqa: E731
     one_hot = lambda k: {n: float(n == k) for n in fs.STYLE_LAYERS}  # noqa: E731  (one compile for all)
     scales = [run(g1, style_weights=one_hot(name)) for name in fs.STYLE_LAYERS] + [run(g1)]
     intensity = [run(g1, style_weights={n: s for n in fs.STYLE_LAYERS}) for s in INTENSITIES]
@@ -57,8 +57,8 @@ def main(argv=None) -> None:
         images.check_writable(args.output)
         x_c, x_s = load_pair(args.content, args.style, args.size)
         x_s2 = images.load_image(args.style2, max_side=args.size)
-        params, nonlinearity, what = load_solver(args.checkpoint, args.random)
-        out = grid(params, nonlinearity, fs.load_vgg19(), x_c, x_s, x_s2)
+        solver, what = load_solver(args.checkpoint, args.random)
+        out = grid(solver, fs.load_vgg19(), x_c, x_s, x_s2)
         images.save_image(args.output, out)
         print(f"wrote {args.output} ({what}): rows = scales conv1_1…conv5_1 then all | "
               f"intensity {INTENSITIES} | mixing α {MIXES} | two styles on two halves")

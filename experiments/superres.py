@@ -70,7 +70,7 @@ def gram_snr(g_out, g_ref) -> float:
     return float("inf") if den == 0 else 10 * math.log10(num / den)
 
 
-def run_texture(path, size, params, nonlinearity, vgg, lam):
+def run_texture(path, size, solver, vgg, lam):
     """Outputs ``{method: Y}``, metrics ``{method: (psnr, gram_snr, seconds)}``, display images."""
     img = images.load_image(path)
     gt_rgb, ref_rgb = crops(img, size)
@@ -84,8 +84,7 @@ def run_texture(path, size, params, nonlinearity, vgg, lam):
     grams_ref = grams_of(vgg, ref)
     for name in ("unguided", "guided"):
         with stopwatch() as sw:
-            out = sr.superresolve_luminance(params, x_low, grams_ref, lam=lam, guided=name == "guided",
-                                            nonlinearity=nonlinearity)
+            out = sr.superresolve_luminance(solver, x_low, grams_ref, lam=lam, guided=name == "guided")
             outs[name] = np.asarray(out)
         seconds[name] = sw.seconds
     g_gt = grams_of(vgg, gt)
@@ -130,11 +129,11 @@ def main(argv=None) -> None:
         names = names[: args.limit] if args.limit else names
         if not names:
             raise ValueError(f"no images in {args.textures}")
-        params, nonlinearity, what = load_solver(args.checkpoint, args.random)
+        solver, what = load_solver(args.checkpoint, args.random)
         vgg = fs.load_vgg19()
         rows, grid = {}, []
         for name in names:
-            metrics, display = run_texture(os.path.join(args.textures, name), args.size, params, nonlinearity, vgg, args.lam)
+            metrics, display = run_texture(os.path.join(args.textures, name), args.size, solver, vgg, args.lam)
             rows[name] = metrics
             if len(grid) < GRID_ROWS:
                 grid.append(display)

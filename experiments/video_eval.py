@@ -66,7 +66,7 @@ def main(argv=None) -> None:
         if len(frames) < 2:
             raise ValueError(f"{args.video}: need at least 2 frames, got {len(frames)}")
         x_s = images.load_image(args.style, max_side=args.max_side)
-        params, nonlinearity, what = load_solver(args.checkpoint, args.random)
+        solver, what = load_solver(args.checkpoint, args.random)
         vgg = fs.load_vgg19()
         grams = fs.style_grams(vgg, x_s)
         with stopwatch() as sw:
@@ -81,9 +81,9 @@ def main(argv=None) -> None:
             ltvs = [float(ltv_jit(vgg, o, f, grams)) for o, f in zip(outputs, frames)]
             results[name] = (float(np.mean(errs)), float(np.mean(ltvs)), float(np.std(ltvs)))
 
-        kw = dict(nonlinearity=nonlinearity, lam=args.lam, flow_masks=flow_masks)
-        add("ours, per frame", list(fv.stylize_clip(params, frames, grams, temporal=False, **kw)))
-        add("ours + temporal prox", list(fv.stylize_clip(params, frames, grams, temporal=True, **kw)))
+        kw = dict(lam=args.lam, flow_masks=flow_masks)
+        add("ours, per frame", list(fv.stylize_clip(solver, frames, grams, temporal=False, **kw)))
+        add("ours + temporal prox", list(fv.stylize_clip(solver, frames, grams, temporal=True, **kw)))
         if not args.no_adain:
             try:
                 from experiments.baselines.adain import load_decoder, make_stylizer

@@ -133,8 +133,7 @@ class Studio:
     """The page's state: the solver, VGG, and the caches. ``run`` is the functional entry point
     (raises ``ValueError`` family errors); ``page_render`` / ``page_export`` are Gradio's handlers."""
 
-    params: object
-    nonlinearity: str
+    solver: object  # a flexsolver.network.Solver (parameters and their gate)
     description: str
     vgg: object = None
     working_side: int = WORKING_SIDE
@@ -151,8 +150,8 @@ class Studio:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None = None, **kwargs) -> Studio:
-        params, nonlinearity, description = load_solver(checkpoint)
-        return cls(params, nonlinearity, description, **kwargs)
+        solver, description = load_solver(checkpoint)
+        return cls(solver, description, **kwargs)
 
     # -- cached inputs -------------------------------------------------------------------------
     def content(self, path, max_side: int, photo: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
@@ -200,7 +199,7 @@ class Studio:
         with count_compilations() as compiles, stopwatch() as clock:
             # Colour preservation matches each style's luminance to this content: it needs the images.
             style_inputs = x_styles if options.preserve_color else [self.grams(x) for x in x_styles]
-            out = stylize(self.params, self.vgg, x_c, style_inputs, nonlinearity=self.nonlinearity, **kwargs)
+            out = stylize(self.solver, self.vgg, x_c, style_inputs, **kwargs)
         info = {"seconds": clock.seconds, "compiles": compiles.count, "size": shape, "stored_size": stored}
         return out, info
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from flexsolver.network import init_params
+from flexsolver.network import Solver, init_params
 from flexsolver.shipped import shipped_checkpoint
 
 CHECKPOINTS = "checkpoints"
@@ -32,8 +32,8 @@ class CheckpointError(ValueError):
 
 
 def abstract_params(n: int, l: int) -> Any:
-    """Shapes and dtypes of an ``(n, l)`` solver's parameters, without allocating them."""
-    return jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), n=n, l=l))
+    """Shapes and dtypes of an ``(n, l)`` solver's parameter dict, without allocating them."""
+    return jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), n=n, l=l).params)
 
 
 def _restore_params(directory: Path, config: dict, dtype: str) -> Any:
@@ -68,7 +68,11 @@ def _read_json(path: Path) -> dict:
 
 
 def export_params(directory: str | Path, params: Any, config: dict, dtype: str = "float32") -> Path:
-    """Writes a parameters-only checkpoint (``dtype`` ``"float32"`` or ``"bfloat16"``)."""
+    """Writes a parameters-only checkpoint (``dtype`` ``"float32"`` or ``"bfloat16"``) of a
+    :class:`Solver` (whose ``n``, ``l`` and gate go into ``config``) or a bare parameter dict."""
+    if isinstance(params, Solver):
+        config = {**config, "n": params.n, "l": params.l, "nonlinearity": params.nonlinearity}
+        params = params.params
     directory = Path(directory).absolute()
     if directory.exists():
         raise CheckpointError(f"{directory} already exists; choose a new folder")
@@ -94,9 +98,10 @@ def _is_solver_dir(path: Path) -> bool:
     return (path / "params").is_dir() and (path / "config").is_dir()
 
 
-def load_checkpoint(path: str | Path | None = None) -> tuple[Any, dict]:
-    """Returns ``(params, config)`` from a training workdir (its latest step), one step folder of
+def load_checkpoint(path: str | Path | None = None) -> tuple[Solver, dict]:
+    """Returns ``(solver, config)`` from a training workdir (its latest step), one step folder of
     it, or an exported solver folder. With no ``path``, the solver shipped with the package.
+    ``solver`` is a :class:`Solver`: the parameters with ``n``, ``l`` and the gate of ``config``.
     """
     if path is None:
         path = shipped_checkpoint()
@@ -114,27 +119,28 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[Any, dict]:
         if not {"n", "l"} <= set(config):
             raise CheckpointError(f"{directory}: config without n and l, not a flexsolver checkpoint")
         params = _restore_params(directory / "params", config, config.get("params_dtype", "float32"))
+        solver = Solver(params, n=int(config["n"]), l=int(config["l"]), nonlinearity=config.get("nonlinearity", "heaviside"))
     except CheckpointError:
         raise
     except Exception as e:  # orbax raises many types for corrupt or incompatible data
         text = str(e).strip()
         first = text.splitlines()[0] if text else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {directory}: {first[:300]}") from None
-    return params, config
+    return solver, config
 
 
-def load_solver(checkpoint: str | Path | None = None, random: bool = False, on_fallback=None):
-    """``(params, nonlinearity, description)`` of the solver a command or an experiment runs:
-    ``checkpoint`` (default: the shipped one), or random parameters with ``random=True`` (shows the
-    mechanics only). With no checkpoint given and none shipped, falls back to random parameters
-    and calls ``on_fallback(message)`` (e.g. a warning printer)."""
+def load_solver(checkpoint: str | Path | None = None, random: bool = False, on_fallback=None) -> tuple[Solver, str]:
+    """``(solver, description)`` of the solver a command or an experiment runs: ``checkpoint``
+    (default: the shipped one), or random parameters with ``random=True`` (shows the mechanics
+    only). With no checkpoint given and none shipped, falls back to random parameters and calls
+    ``on_fallback(message)`` (e.g. a warning printer)."""
     if not random:
         try:
-            params, config = load_checkpoint(checkpoint)
-            return params, config.get("nonlinearity", "heaviside"), f"checkpoint n={config['n']} l={config['l']}"
+            solver, config = load_checkpoint(checkpoint)
+            return solver, f"checkpoint n={config['n']} l={config['l']}"
         except CheckpointError as e:
             if checkpoint is not None:
                 raise
             if on_fallback is not None:
                 on_fallback(f"{e}; using random parameters")
-    return init_params(jax.random.PRNGKey(0), n=4, l=32), "heaviside", "random parameters"
+    return init_params(jax.random.PRNGKey(0), n=4, l=32), "random parameters"

@@ -189,7 +189,7 @@ def stylize_command(args) -> None:
     style_images = [images.load_image(s, max_side=args.style_size or (args.max_side or DEFAULT_MAX_SIDE))
                     for s in args.styles]
     mask_images = [(m, read_mask(m)) for m in args.masks or []]  # read once, fitted to each content
-    params, nonlinearity, what = load_solver(args.checkpoint)
+    solver, what = load_solver(args.checkpoint)
     vgg = fs.load_vgg19()
     grams = None if args.preserve_color else [fs.style_grams(vgg, s) for s in style_images]
     if is_dir:
@@ -204,9 +204,9 @@ def stylize_command(args) -> None:
         try:
             x_c, stored_size = read_content(content, args.max_side, args.photo)
             masks = [fit_mask(p, m, stored_size, x_c.shape[:2]) for p, m in mask_images] or None
-            out = stylize(params, vgg, x_c, style_images if grams is None else grams, weights=args.weights,
+            out = stylize(solver, vgg, x_c, style_images if grams is None else grams, weights=args.weights,
                           masks=masks, scales=scales, intensity=args.intensity, photo_lam=photo_lam,
-                          preserve_color=args.preserve_color, nonlinearity=nonlinearity)
+                          preserve_color=args.preserve_color)
             images.save_image(output, out)  # stylize returns a numpy array: the work is done
         except (ValueError, OSError) as e:
             if not is_dir:
@@ -236,11 +236,11 @@ def video_command(args) -> None:
     frames = fv.read_frames(args.input, max_side=args.max_side, max_frames=args.frames)
     fps = fv.fps_of(args.input)
     x_s = images.load_image(args.style, max_side=args.style_size or args.max_side)
-    params, nonlinearity, what = load_solver(args.checkpoint, args.random)
+    solver, what = load_solver(args.checkpoint, args.random)
     grams = fs.style_grams(fs.load_vgg19(), x_s)
     start = time.perf_counter()
     with fv.VideoWriter(args.output, fps=fps) as writer:
-        writer.write_all(fv.stylize_clip(params, frames, grams, nonlinearity=nonlinearity,
+        writer.write_all(fv.stylize_clip(solver, frames, grams,
                                          temporal=not args.no_temporal, photo=args.photo, lam=args.lam))
     elapsed = time.perf_counter() - start
     h, w = frames[0].shape[:2]
@@ -265,9 +265,9 @@ def superres_command(args) -> None:
         warn(f"{args.input}: {w}×{h} downscaled to {x_low.shape[1]}×{x_low.shape[0]} so that the ×{FACTOR} "
              "output fits in the available memory")
     guide = None if args.guide is None else images.load_image(args.guide, max_side=args.guide_size)
-    params, nonlinearity, what = load_solver(args.checkpoint, args.random)
+    solver, what = load_solver(args.checkpoint, args.random)
     start = time.perf_counter()
-    out = superresolve(params, fs.load_vgg19(), x_low, guide, lam=args.lam, nonlinearity=nonlinearity)
+    out = superresolve(solver, fs.load_vgg19(), x_low, guide, lam=args.lam)
     images.save_image(args.output, out)
     print(f"wrote {args.output}: {out.shape[1]}×{out.shape[0]} (×{FACTOR}, {'guided' if guide is not None else 'unguided'}) "
           f"in {time.perf_counter() - start:.1f} s ({what})")

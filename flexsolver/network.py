@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import chex
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from flexsolver.losses import alpha, resize_mask
 from flexsolver.conv import conv3x3
@@ -95,11 +96,48 @@ def init_iteration(key: jax.Array, l: int, output_scale: float = OUTPUT_SCALE) -
 _init_iteration_jit = jax.jit(init_iteration, static_argnames=("l", "output_scale"))
 
 
-def init_params(key: jax.Array, n: int = 4, l: int = 64, output_scale: float = OUTPUT_SCALE) -> dict:
-    """An ``n``-iteration solver of width ``l``: ``{"iterations": [iteration_0, …]}``."""
+@struct.dataclass
+class Solver:
+    """Trained parameters with the static facts needed to run them.
+
+    Attributes:
+      params: ``{"iterations": [iteration_0, …]}`` (:func:`init_iteration` each): the only leaves.
+      n, l: iterations and width (static).
+      nonlinearity: the backward maps' gate the parameters were trained with (static).
+
+    A pytree like :class:`flexsolver.vgg.VGG19`: it crosses ``jit``, and ``solve`` reads the gate
+    from it, so a ReLU-trained solver cannot be run with the Heaviside gate by mistake.
+    """
+
+    params: dict
+    n: int = struct.field(pytree_node=False)
+    l: int = struct.field(pytree_node=False)
+    nonlinearity: str = struct.field(pytree_node=False, default="heaviside")
+
+
+def split_solver(solver, nonlinearity: str | None = None) -> tuple[dict, str]:
+    """``(params dict, gate)`` of a :class:`Solver` or of a bare parameter dict. A gate given with
+    a :class:`Solver` must be its own; a bare dict runs with ``nonlinearity`` (default Heaviside)."""
+    if isinstance(solver, Solver):
+        if nonlinearity is not None and nonlinearity != solver.nonlinearity:
+            raise ValueError(f"this solver was trained with the {solver.nonlinearity!r} gate, not {nonlinearity!r}")
+        return solver.params, solver.nonlinearity
+    nonlinearity = nonlinearity or "heaviside"
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    return solver, nonlinearity
+
+
+def init_params(
+    key: jax.Array, n: int = 4, l: int = 64, output_scale: float = OUTPUT_SCALE, nonlinearity: str = "heaviside"
+) -> Solver:
+    """A random ``n``-iteration :class:`Solver` of width ``l`` (Xavier; see :func:`init_iteration`)."""
     if n < 1 or l < 1:
         raise ValueError(f"need n >= 1 and l >= 1, got n={n}, l={l}")
-    return {"iterations": [_init_iteration_jit(k, l, output_scale) for k in jax.random.split(key, n)]}
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    params = {"iterations": [_init_iteration_jit(k, l, output_scale) for k in jax.random.split(key, n)]}
+    return Solver(params, n=n, l=l, nonlinearity=nonlinearity)
 
 
 def heaviside(a: jax.Array) -> jax.Array:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from flexsolver.network import NONLINEARITIES, iteration
+from flexsolver.network import Solver, iteration, split_solver
 from flexsolver.prox import Prox, as_pytree
 from flexsolver.vgg import STYLE_LAYERS
 
@@ -46,6 +46,8 @@ def unroll(params, x_c, styles, prox, style_weights, masks, nonlinearity, return
     ``style_weights``: ``{layer: scalar or (B,)}``; ``masks``: None or one ``(…,H,W)`` per style.
     Returns ``X(N)`` or, with ``return_all``, ``[X(1), …, X(N)]``.
     """
+    if isinstance(params, Solver):
+        params = params.params
     h, w = x_c.shape[1:3]
     x = x_c
     masks_padded = None
@@ -68,7 +70,7 @@ _solve = jax.jit(unroll, static_argnames=("nonlinearity", "return_all"))
 
 
 def solve(
-    params: dict,
+    params: Solver | dict,
     x_c,
     style_grams: Mapping[str, jax.Array] | Sequence[Mapping[str, jax.Array]],
     *,
@@ -76,12 +78,13 @@ def solve(
     style_weights: Mapping[str, float] | None = None,
     masks: Sequence[jax.Array] | None = None,
     return_all: bool = False,
-    nonlinearity: str = "heaviside",
+    nonlinearity: str | None = None,
 ):
     """Stylises ``x_c`` with the learned solver.
 
     Args:
-      params: solver parameters (``init_params`` or a checkpoint).
+      params: the :class:`~flexsolver.network.Solver` (``init_params``, ``load_checkpoint``), or
+        a bare parameter dict.
       x_c: content, RGB in [0,1], ``(H,W,3)`` or ``(B,H,W,3)``, any ``H×W``.
       style_grams: one style's Grams ``{layer: (c,c) or (B,c,c)}`` (see ``style_grams`` and
         ``mix_grams``), or, with ``masks``, a list of them, one per region.
@@ -91,7 +94,8 @@ def solve(
       masks: one ``(H,W)`` (or ``(B,H,W)``) mask in [0,1] per style: style ``i`` acts where
         mask ``i`` is on.
       return_all: return the list ``[X(1), …, X(N)]`` instead of ``X(N)``.
-      nonlinearity: the gate of the backward maps the parameters were trained with.
+      nonlinearity: only for a bare dict: the gate it was trained with (default Heaviside); a
+        ``Solver`` carries its own.
     Returns:
       ``X(N)``, same shape as ``x_c`` (no clipping unless the prox clips).
     """
@@ -101,8 +105,7 @@ def solve(
         x_c = x_c[None]
     if x_c.ndim != 4 or x_c.shape[-1] != 3:
         raise ValueError(f"x_c must be (H,W,3) or (B,H,W,3), got shape {x_c.shape}")
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    params, nonlinearity = split_solver(params, nonlinearity)
     if masks is None:
         if not isinstance(style_grams, Mapping):
             raise ValueError("several styles need one mask each (masks=[...])")

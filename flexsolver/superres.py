@@ -226,7 +226,7 @@ meaningful layout at conv5_1's receptive field)."""
 
 
 def superresolve_luminance(params, y_low, guide_grams, *, lam: float = 50.0, guided: bool = True,
-                           nonlinearity: str = "heaviside") -> jax.Array:
+                           nonlinearity: str | None = None) -> jax.Array:
     """×3 super-resolution of a luminance ``y_low`` ``(h,w)`` → ``(3h,3w)`` (not clipped).
 
     Starts from the bicubic upsampling and runs the solver with
@@ -245,7 +245,7 @@ def superresolve_luminance(params, y_low, guide_grams, *, lam: float = 50.0, gui
     return jnp.mean(out, axis=-1)
 
 
-def superresolve(params, vgg, x_low, guide=None, *, lam: float = 50.0, nonlinearity: str = "heaviside") -> np.ndarray:
+def superresolve(params, vgg, x_low, guide=None, *, lam: float = 50.0, nonlinearity: str | None = None) -> np.ndarray:
     """×3 super-resolution of an RGB image ``(h,w,3)`` → ``(3h,3w,3)`` in [0,1] (SPEC §4.3).
 
     The luminance goes through :func:`superresolve_luminance`, guided by the texture ``guide``

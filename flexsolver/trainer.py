@@ -77,11 +77,13 @@ class Run:
             )
             return restored["params"], restored["opt_state"], latest
         if config.init_from:
-            params, stored = load_checkpoint(config.init_from)
-            if (stored["n"], stored["l"]) != (model.n, model.l):
-                raise ValueError(f"--init-from has n={stored['n']}, l={stored['l']}, not n={model.n}, l={model.l}")
+            solver, _ = load_checkpoint(config.init_from)
+            if (solver.n, solver.l, solver.nonlinearity) != (model.n, model.l, model.nonlinearity):
+                raise ValueError(f"--init-from has n={solver.n}, l={solver.l}, --nonlinearity {solver.nonlinearity}, "
+                                 f"not n={model.n}, l={model.l}, {model.nonlinearity}")
+            params = solver.params
         else:
-            params = init_params(jax.random.PRNGKey(config.seed), model.n, model.l)
+            params = init_params(jax.random.PRNGKey(config.seed), model.n, model.l).params
         return params, self.optimizer.init(params), 0
 
     def save(self, step: int, params, opt_state) -> None:

@@ -89,7 +89,7 @@ def stylize(
     style_weights: Mapping[str, float] | None = None,
     photo_lam: float | None = None,
     preserve_color: bool = False,
-    nonlinearity: str = "heaviside",
+    nonlinearity: str | None = None,
 ) -> np.ndarray:
     """Stylises one content image.
 
@@ -107,7 +107,7 @@ def stylize(
         the general form of ``scales``, which it excludes.
       photo_lam: if given, photorealistic transfer: the matting-Laplacian prox with ``λ`` this.
       preserve_color: luminance-only transfer, keeping the content's colours (module docstring).
-      nonlinearity: the gate the parameters were trained with (from the checkpoint config).
+      nonlinearity: only for a bare parameter dict (a ``Solver`` carries its gate).
     Returns:
       float32 ``(H,W,3)`` in [0,1].
     """

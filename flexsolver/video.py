@@ -329,7 +329,7 @@ def stylize_clip(
     frames,
     grams,
     *,
-    nonlinearity: str = "heaviside",
+    nonlinearity: str | None = None,
     temporal: bool = True,
     photo: bool = False,
     lam: float = 0.37,

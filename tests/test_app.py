@@ -69,8 +69,8 @@ def studio(vgg):
 
 def _expected(studio, files, styles=("style_a", "style_b"), **kwargs):
     """``stylize`` on the decoded files, as a user of the library would call it."""
-    out = stylize(studio.params, studio.vgg, load_image(files["content"]), [load_image(files[s]) for s in styles],
-                  nonlinearity=studio.nonlinearity, **kwargs)
+    out = stylize(studio.solver, studio.vgg, load_image(files["content"]), [load_image(files[s]) for s in styles],
+                  **kwargs)
     return to_uint8(out)
 
 

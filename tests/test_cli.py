@@ -151,7 +151,7 @@ def test_bad_inputs_one_line_exit_2_no_output(files, tmp_path, capsys):
     text.write_text("this is not a picture")
     (tmp_path / "empty_ckpt").mkdir()
     corrupt = tmp_path / "corrupt"
-    export_params(corrupt, fs.init_params(jax.random.PRNGKey(0), n=1, l=4), {"n": 1, "l": 8})  # wrong shapes
+    export_params(corrupt, fs.init_params(jax.random.PRNGKey(0), n=1, l=4).params, {"n": 1, "l": 8})  # wrong shapes
     c, s, s2 = files["content"], files["style"], files["style2"]
     ck = ["--checkpoint", files["ckpt"]]
     cases = {

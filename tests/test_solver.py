@@ -93,7 +93,7 @@ def test_all_ones_mask_is_no_mask(setup):
 def test_two_masks_sum_of_masked_updates(vgg, setup):
     """One iteration with two complementary masks = sum of each style's masked update."""
     params, x_c, g1, g2 = setup
-    p0 = params["iterations"][0]
+    p0 = params.params["iterations"][0]
     x = jnp.asarray(sample_image("astronaut", (32, 48)))[None]
     left = np.zeros((32, 48), np.float32)
     left[:, :20] = 1
@@ -110,7 +110,7 @@ def test_two_masks_sum_of_masked_updates(vgg, setup):
 def test_style_weights_are_linear(setup):
     """g_t is linear in β: intensity 0.5 on all scales halves each update of one iteration."""
     params, x_c, g1, _ = setup
-    p0 = params["iterations"][0]
+    p0 = params.params["iterations"][0]
     x = jnp.asarray(x_c[:32, :48])[None]
     full = iteration(p0, x, [g1], {k: 1.0 for k in fs.STYLE_LAYERS}, None)
     half = iteration(p0, x, [g1], {k: 0.5 for k in fs.STYLE_LAYERS}, None)
@@ -177,10 +177,10 @@ def test_update_is_linear_in_the_style_filter_with_the_gate():
 def test_relu_ablation_differs(setup):
     params, x_c, g1, _ = setup
     a = fs.solve(params, x_c, g1)
-    b = fs.solve(params, x_c, g1, nonlinearity="relu")
+    b = fs.solve(params.params, x_c, g1, nonlinearity="relu")  # the same weights through the other gate
     assert a.shape == b.shape and not np.allclose(a, b)
     with pytest.raises(ValueError):
-        fs.solve(params, x_c, g1, nonlinearity="tanh")
+        fs.solve(params.params, x_c, g1, nonlinearity="tanh")
 
 
 def test_bad_arguments(setup):
@@ -193,3 +193,17 @@ def test_bad_arguments(setup):
         fs.solve(params, x_c, [g1], masks=[np.ones((3, 3))])
     with pytest.raises(ValueError, match="unknown"):
         fs.solve(params, x_c, g1, style_weights={"conv9_1": 1.0})
+
+
+def test_solver_carries_its_gate(setup):
+    """A Solver runs with the gate it was trained with; another gate given with it is an error."""
+    params, x_c, g1, _ = setup
+    assert (params.n, params.l, params.nonlinearity) == (N, L, "heaviside")
+    x = x_c[:32, :48]
+    as_solver = fs.solve(params, x, g1)
+    np.testing.assert_array_equal(as_solver, fs.solve(params.params, x, g1, nonlinearity="heaviside"))
+    relu = fs.init_params(jax.random.PRNGKey(0), n=N, l=L, nonlinearity="relu")
+    np.testing.assert_array_equal(fs.solve(relu, x, g1), fs.solve(relu.params, x, g1, nonlinearity="relu"))
+    assert not np.allclose(fs.solve(relu, x, g1), as_solver)
+    with pytest.raises(ValueError, match="trained with the 'relu' gate"):
+        fs.solve(relu, x, g1, nonlinearity="heaviside")
