@@ -128,24 +128,30 @@ def _try_square(path: str, size: int) -> np.ndarray | str:
         return str(e)
 
 
-def _decode_folder(paths: Sequence[str], size: int, desc: str) -> np.ndarray:
-    """Decode ``paths`` to uint8 (n, size, size, 3), skipping (with a warning each) unreadable files."""
-    out = np.empty((len(paths), size, size, 3), np.uint8)
-    n = 0
+def _decode_all(paths: Sequence[str], decode: Any, desc: str) -> list[np.ndarray]:
+    """``decode(path)`` (an array, or an error message) for every path, in parallel threads
+    (Pillow releases the GIL while decoding and resizing), with a progress bar for many files;
+    unreadable files are skipped with a warning each."""
+    out = []
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:  # Pillow releases the GIL while decoding/resizing
-        results = pool.map(lambda p: _try_square(p, size), paths)
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(decode, paths)
         if len(paths) > 50:
             from tqdm import tqdm
 
             results = tqdm(results, total=len(paths), desc=desc, unit="img")
         for path, r in zip(paths, results):
             if isinstance(r, str):
-                warnings.warn(f"skipping unreadable image {path}: {r}", stacklevel=3)
+                warnings.warn(f"skipping unreadable image {path}: {r}", stacklevel=4)
             else:
-                out[n] = r
-                n += 1
-    return out[:n]
+                out.append(r)
+    return out
+
+
+def _decode_folder(paths: Sequence[str], size: int, desc: str) -> np.ndarray:
+    """Decode ``paths`` to uint8 (n, size, size, 3) centre squares."""
+    squares = _decode_all(paths, lambda p: _try_square(p, size), desc)
+    return np.stack(squares) if squares else np.empty((0, size, size, 3), np.uint8)
 
 
 class _Pool(Protocol):
@@ -158,7 +164,7 @@ class _Pool(Protocol):
 
 def _decode_folder_full(paths: Sequence[str], max_short: int, desc: str) -> list[np.ndarray]:
     """Decode ``paths`` to uint8 ``(h, w, 3)`` images whose short side is at most ``max_short``
-    (larger ones are downscaled), skipping (with a warning each) unreadable files."""
+    (larger ones are downscaled)."""
 
     def one(path: str) -> np.ndarray | str:
         try:
@@ -171,20 +177,7 @@ def _decode_folder_full(paths: Sequence[str], max_short: int, desc: str) -> list
             x = resize(x, (max(1, round(h * f)), max(1, round(w * f))), Image.Resampling.BICUBIC)
         return to_uint8(x)
 
-    out = []
-    workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
-        results = pool.map(one, paths)
-        if len(paths) > 50:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=len(paths), desc=desc, unit="img")
-        for path, r in zip(paths, results):
-            if isinstance(r, str):
-                warnings.warn(f"skipping unreadable image {path}: {r}", stacklevel=3)
-            else:
-                out.append(r)
-    return out
+    return _decode_all(paths, one, desc)
 
 
 class _FolderPool:
