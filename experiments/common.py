@@ -1,12 +1,13 @@
 """Small helpers shared by the experiment scripts: image pairs, the solver to run, one-line CLI errors.
 
-``cli_errors`` and ``load_solver`` live in :mod:`flexsolver.cli` (the installed command uses them
-too) and are re-exported here.
+``cli_errors`` (:mod:`flexsolver.cli`) and ``load_solver`` (:mod:`flexsolver.inputs`) are the
+installed command's own, re-exported here.
 """
 
 from __future__ import annotations
 
-from flexsolver.cli import cli_errors, load_solver
+from flexsolver.cli import cli_errors
+from flexsolver.inputs import load_solver
 from flexsolver.images import load_image
 
 __all__ = ["cli_errors", "load_pair", "load_solver"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flexsolver.cli import DEFAULT_MAX_SIDE, fit_mask, load_solver, read_content, read_mask
+from flexsolver.inputs import DEFAULT_MAX_SIDE, fit_mask, load_solver, read_content, read_mask
 from flexsolver.timing import count_compilations, stopwatch
 from flexsolver.vgg import STYLE_LAYERS
 

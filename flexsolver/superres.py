@@ -43,10 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
-# The colour helpers live in flexsolver.color and PSNR in flexsolver.images; they stay importable
-# from here (flexsolver.transfer and older scripts import them from this module).
-from flexsolver.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401
-from flexsolver.images import psnr  # noqa: F401
+from flexsolver.color import rgb_to_ycbcr, ycbcr_to_rgb
 from flexsolver.prox import compose
 
 FACTOR = 3

@@ -24,7 +24,7 @@ from flexsolver.losses import mix_grams, style_grams
 from flexsolver.matting import matting_prox
 from flexsolver.prox import clip, compose
 from flexsolver.solver import solve
-from flexsolver.superres import rgb_to_ycbcr, ycbcr_to_rgb
+from flexsolver.color import rgb_to_ycbcr, ycbcr_to_rgb
 from flexsolver.vgg import STYLE_LAYERS, VGG19
 
 __all__ = ["stylize", "style_weights_for", "check_mix_weights"]

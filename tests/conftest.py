@@ -8,8 +8,6 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import pytest
 
-from tests.helpers import sample_image  # noqa: F401  (re-exported: tests/test_app.py imports it from here)
-
 
 @pytest.fixture(scope="session")
 def vgg():

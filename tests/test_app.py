@@ -22,7 +22,7 @@ from flexsolver import cli
 from flexsolver.images import load_image, to_uint8
 from flexsolver.transfer import stylize
 from flexsolver.vgg import STYLE_LAYERS
-from tests.conftest import sample_image
+from tests.helpers import sample_image
 
 gr = pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e '.[app]'")
 from flexsolver import app  # noqa: E402  (needs gradio only when the page is built)

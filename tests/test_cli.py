@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import flexsolver as fs
-from flexsolver import cli
+from flexsolver import cli, inputs
 from flexsolver.checkpoint import export_params
 from flexsolver.color import rgb_to_ycbcr
 from tests.helpers import sample_image
@@ -133,7 +133,7 @@ def test_large_content_is_downscaled_with_a_warning(files, tmp_path, capsys, mon
     assert code == 0 and "downscaled to 64×48" in stderr
     assert Image.open(out).size == (W, H)
     # with --max-side 0 the cap comes from the available memory
-    monkeypatch.setattr(cli, "available_memory", lambda: int(H * W * cli.BYTES_PER_PIXEL / cli.MEMORY_HEADROOM))
+    monkeypatch.setattr(inputs, "available_memory", lambda: int(H * W * inputs.BYTES_PER_PIXEL / inputs.MEMORY_HEADROOM))
     code, _, stderr = run(["stylize", big, files["style"], "-o", str(out), "--checkpoint", files["ckpt"],
                            "--max-side", "0"], capsys)
     assert code == 0 and "more memory than available" in stderr
@@ -141,9 +141,9 @@ def test_large_content_is_downscaled_with_a_warning(files, tmp_path, capsys, mon
 
 
 def test_memory_cap_of_a_4096_square_on_24_gib():
-    side = cli.memory_max_side((4096, 4096), photo=False, memory=24 * 2**30)
-    assert cli.DEFAULT_MAX_SIDE <= side < 4096
-    assert cli.memory_max_side((4096, 4096), photo=True, memory=24 * 2**30) < side
+    side = inputs.memory_max_side((4096, 4096), photo=False, memory=24 * 2**30)
+    assert inputs.DEFAULT_MAX_SIDE <= side < 4096
+    assert inputs.memory_max_side((4096, 4096), photo=True, memory=24 * 2**30) < side
 
 
 def test_bad_inputs_one_line_exit_2_no_output(files, tmp_path, capsys):

@@ -85,8 +85,6 @@ def test_ycbcr_round_trip():
     ycc = color.rgb_to_ycbcr(jnp.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     np.testing.assert_allclose(np.asarray(ycc), [[1, 0.5, 0.5], [0, 0.5, 0.5], [0.299, 0.5 - 0.168736, 1.0]], atol=1e-5)
     np.testing.assert_allclose(np.asarray(color.luminance(x)), np.asarray(color.rgb_to_ycbcr(x)[..., 0]))
-    # still importable from superres (flexsolver.transfer imports them from there)
-    assert sr.rgb_to_ycbcr is color.rgb_to_ycbcr and sr.ycbcr_to_rgb is color.ycbcr_to_rgb
 
 
 def test_psnr():
