@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
 
 from flexsolver.inputs import DEFAULT_MAX_SIDE, fit_mask, load_solver, memory_max_side, read_content, read_mask, warn
+from flexsolver.timing import Stopwatch, stopwatch
 
 
 @contextlib.contextmanager
@@ -117,7 +117,7 @@ def stylize_command(args) -> None:
     from tqdm import tqdm
 
     failures = []
-    start = time.perf_counter()
+    clock = Stopwatch()  # runs until read
     bar = tqdm(list(zip(contents, outputs)), unit="image", disable=len(contents) == 1 or args.quiet, file=sys.stderr)
     for content, output in bar:
         try:
@@ -132,7 +132,7 @@ def stylize_command(args) -> None:
                 raise
             failures.append(f"{content}: {' '.join(str(e).split())}")
             warn(f"skipped {failures[-1]}")
-    elapsed = time.perf_counter() - start
+    elapsed = clock.seconds
     done = len(contents) - len(failures)
     if not args.quiet:
         where = outputs[0] if not is_dir else f"{args.output}/ ({done} image(s))"
@@ -157,11 +157,10 @@ def video_command(args) -> None:
     x_s = images.load_image(args.style, max_side=args.style_size or args.max_side)
     solver, what = load_solver(args.checkpoint, args.random)
     grams = fs.style_grams(fs.load_vgg19(), x_s)
-    start = time.perf_counter()
-    with fv.VideoWriter(args.output, fps=fps) as writer:
+    with stopwatch() as clock, fv.VideoWriter(args.output, fps=fps) as writer:
         writer.write_all(fv.stylize_clip(solver, frames, grams,
                                          temporal=not args.no_temporal, photo=args.photo, lam=args.lam))
-    elapsed = time.perf_counter() - start
+    elapsed = clock.seconds
     h, w = frames[0].shape[:2]
     print(f"wrote {args.output}: {writer.count} frames {w}×{h} in {elapsed:.1f} s "
           f"({writer.count / elapsed:.2f} frames/s incl. compilation and flow; {what}; "
@@ -185,11 +184,11 @@ def superres_command(args) -> None:
              "output fits in the available memory")
     guide = None if args.guide is None else images.load_image(args.guide, max_side=args.guide_size)
     solver, what = load_solver(args.checkpoint, args.random)
-    start = time.perf_counter()
-    out = superresolve(solver, fs.load_vgg19(), x_low, guide, lam=args.lam)
-    images.save_image(args.output, out)
+    with stopwatch() as clock:
+        out = superresolve(solver, fs.load_vgg19(), x_low, guide, lam=args.lam)
+        images.save_image(args.output, out)
     print(f"wrote {args.output}: {out.shape[1]}×{out.shape[0]} (×{FACTOR}, {'guided' if guide is not None else 'unguided'}) "
-          f"in {time.perf_counter() - start:.1f} s ({what})")
+          f"in {clock.seconds:.1f} s ({what})")
 
 
 def app_command(args) -> None:
