@@ -45,7 +45,7 @@ What is measured (float32, JAX's CPU backend unless another default device is pr
   ``x_s`` and the conv4_2 features of ``x_c`` are computed once by torch, outside the timing,
   as (a) gets them precomputed. ``torch.set_num_threads`` is left at its default. Before timing,
   its value and gradient are compared with JAX's (``batched_ltv``) on the same inputs (printed;
-  measured: value within ~1e-6 relative, gradient ~1e-4: float32 through 13 convs). Timed like
+  numbers in docs/DESIGN.md). Timed like
   the parts: one untimed call, then the median of ``--steps``; the report gives
   ``(d) / PyTorch`` and ``(a) / PyTorch``.
 
