@@ -5,7 +5,7 @@
 # Device call:  run(command="bash experiments/device_train.sh", carry=[".device_carry"], timeout_s=600)
 # Dry run here: OUT=/tmp/dev_out MINUTES=0.5 SIZE=32 BATCH=2 N=... bash experiments/device_train.sh
 #
-# It trains from $INIT (the current snapshot) at the paper's settings (320 px, Adam 2e-5) with the
+# It trains from $INIT (the shipped model, which is the current snapshot) at the paper's settings (320 px, Adam 2e-5) with the
 # recipe's data options, for $MINUTES of wall time (the run stops itself and saves), exports the
 # last parameters in bfloat16, and leaves in $OUT at most 8 files of at most 15 MiB each:
 # params.tar.part-* (cat them, then tar -x), metrics.jsonl, the last sample image and the log.
@@ -13,7 +13,7 @@
 set -euo pipefail
 : "${OUT:?OUT must name the folder whose files come back}"
 CARRY=${CARRY:-.device_carry}
-INIT=${INIT:-snapshots/cpu256_step410}
+INIT=${INIT:-flexsolver/models/mix128}
 MINUTES=${MINUTES:-8}
 SIZE=${SIZE:-320}
 BATCH=${BATCH:-8}

@@ -3,7 +3,7 @@
 Starts from a preset (default ``paper``: MS-COCO 2014 through tensorflow-datasets, 320 px, batch 1,
 Adam 2e-5, 50 epochs); every flag given overrides it. The shipped model's recipe, for instance::
 
-    python -m experiments.train --preset mix128 --workdir runs/mix128 --init-from snapshots/cpu256_step410
+    python -m experiments.train --preset mix128 --workdir runs/mix128b --init-from flexsolver/models/mix128
 
 Rerunning the same command resumes from ``--workdir``. The loop is :func:`flexsolver.trainer.train`;
 presets and every flag's meaning are in :mod:`flexsolver.config`.
