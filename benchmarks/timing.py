@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import statistics
-import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flexsolver.timing import stopwatch  # noqa: E402
 
 
 def timed(fn, repeats: int, untimed: int = 1) -> tuple[list[float], float]:
     """(wall s of the first ``untimed`` calls — compilation —, median s of ``repeats`` further
-    calls). ``fn()`` returns what to block on."""
-    import jax
-
+    calls), each timed by :func:`flexsolver.timing.stopwatch`. ``fn()`` returns what to block on."""
     times = []
     for _ in range(untimed + repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
+        with stopwatch() as clock:
+            clock.block(fn())
+        times.append(clock.seconds)
     return times[:untimed], statistics.median(times[untimed:])
 
 
