@@ -19,9 +19,7 @@ Times are medians of ``--repeats`` calls after one compiling call; GFLOP/s count
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -69,16 +67,7 @@ def torch_times(x, w, repeats):
         y = torch.nn.functional.conv2d(torch.nn.functional.pad(xg, (1, 1, 1, 1), mode="reflect"), wg)
         (y**2).sum().backward()
 
-    out = []
-    for f in (fwd, both):
-        f()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        out.append(statistics.median(times))
-    return tuple(out)
+    return tuple(timed(f, repeats)[1] for f in (fwd, both))
 
 
 def main(argv=None) -> None:

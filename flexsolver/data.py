@@ -289,18 +289,23 @@ class _TfdsPool:
         return self._buf, idx
 
 
+def _parse_sources(source: str) -> tuple[str, list[str]]:
+    """``(kind, [where, …])`` of a source string; several folder sources may be joined with ','."""
+    parts = [_parse_source(part) for part in source.split(",") if part] if "," in source else [_parse_source(source)]
+    if len(parts) > 1 and any(kind != "folder" for kind, _ in parts):
+        raise DataError(f"only folder sources can be joined with ',' (got {source!r}); {_FORMS}")
+    return parts[0][0], [where for _, where in parts]
+
+
 def _make_pool(
     source: str, size: int, refresh: int, reservoir: int, split: str, shard_index: int, shard_count: int,
     data_dir: str | None, full: bool,
 ) -> _Pool:
-    """The pool of one source string; several folder sources may be joined with commas."""
-    parts = [part for part in source.split(",") if part] if "," in source else [source]
-    kinds = [_parse_source(part) for part in parts]
-    if len(kinds) > 1 and any(kind != "folder" for kind, _ in kinds):
-        raise DataError(f"only folder sources can be joined with ',' (got {source!r}); {_FORMS}")
-    if kinds[0][0] == "folder":
-        return _FolderPool([where for _, where in kinds], size, shard_index, shard_count, full)
-    return _TfdsPool(kinds[0][1], size, refresh, reservoir, split, shard_index, shard_count, data_dir)
+    """The pool of one source string (see :func:`_parse_sources`)."""
+    kind, wheres = _parse_sources(source)
+    if kind == "folder":
+        return _FolderPool(wheres, size, shard_index, shard_count, full)
+    return _TfdsPool(wheres[0], size, refresh, reservoir, split, shard_index, shard_count, data_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -484,13 +489,10 @@ class TrainBatches:
 def _fixed_squares(source: str, size: int, count: int, rng: np.random.Generator, split: str, data_dir: str | None) -> list[np.ndarray]:
     """Up to ``count`` decodable centre squares of ``source``: a seeded permutation of a folder's
     files, or (shuffled) the first ``count`` decodable records of a tfds ``split``."""
-    parts = [_parse_source(part) for part in source.split(",") if part] if "," in source else [_parse_source(source)]
-    if len(parts) > 1 and any(kind != "folder" for kind, _ in parts):
-        raise DataError(f"only folder sources can be joined with ',' (got {source!r}); {_FORMS}")
-    kind, where = parts[0]
+    kind, wheres = _parse_sources(source)
     squares: list[np.ndarray] = []
     if kind == "folder":
-        paths = [p for _, folder in parts for p in list_images(folder)]
+        paths = [p for folder in wheres for p in list_images(folder)]
         for i in rng.permutation(len(paths)):
             r = _try_square(paths[i], size)
             if isinstance(r, str):
@@ -500,7 +502,7 @@ def _fixed_squares(source: str, size: int, count: int, rng: np.random.Generator,
             if len(squares) == count:
                 break
     else:
-        ds = _tfds_dataset(where, split, 0, 1, data_dir)
+        ds = _tfds_dataset(wheres[0], split, 0, 1, data_dir)
         import tensorflow_datasets as tfds
 
         for rec, data in enumerate(tfds.as_numpy(ds)):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np

@@ -115,6 +115,13 @@ class Solver:
     nonlinearity: str = struct.field(pytree_node=False, default="heaviside")
 
 
+def check_nonlinearity(nonlinearity: str) -> str:
+    """``nonlinearity`` if it is one of :data:`NONLINEARITIES`, else a one-line ``ValueError``."""
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    return nonlinearity
+
+
 def split_solver(solver, nonlinearity: str | None = None) -> tuple[dict, str]:
     """``(params dict, gate)`` of a :class:`Solver` or of a bare parameter dict. A gate given with
     a :class:`Solver` must be its own; a bare dict runs with ``nonlinearity`` (default Heaviside)."""
@@ -122,10 +129,7 @@ def split_solver(solver, nonlinearity: str | None = None) -> tuple[dict, str]:
         if nonlinearity is not None and nonlinearity != solver.nonlinearity:
             raise ValueError(f"this solver was trained with the {solver.nonlinearity!r} gate, not {nonlinearity!r}")
         return solver.params, solver.nonlinearity
-    nonlinearity = nonlinearity or "heaviside"
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-    return solver, nonlinearity
+    return solver, check_nonlinearity(nonlinearity or "heaviside")
 
 
 def init_params(
@@ -134,8 +138,7 @@ def init_params(
     """A random ``n``-iteration :class:`Solver` of width ``l`` (Xavier; see :func:`init_iteration`)."""
     if n < 1 or l < 1:
         raise ValueError(f"need n >= 1 and l >= 1, got n={n}, l={l}")
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    check_nonlinearity(nonlinearity)
     params = {"iterations": [_init_iteration_jit(k, l, output_scale) for k in jax.random.split(key, n)]}
     return Solver(params, n=n, l=l, nonlinearity=nonlinearity)
 
@@ -185,8 +188,7 @@ def iteration(
       ``(B,H,W,3)``.
     """
     chex.assert_rank(x, 4)
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    check_nonlinearity(nonlinearity)
     # 1. forward maps, keeping pre-activations.
     pre = []
     h = x

@@ -1,6 +1,5 @@
 """User-guided texture super-resolution ×3 (SPEC §4.3): the degradation ``D``, its adjoint, the
-data-term prox, the bicubic start and the luminance pipeline (the YCbCr conversions are
-:mod:`flexsolver.color`'s, re-exported here).
+data-term prox, the bicubic start and the luminance pipeline (YCbCr from :mod:`flexsolver.color`).
 
 **Layouts.** Every function here takes channel-last images: ``(H,W)`` (one plane), ``(H,W,C)``
 or ``(B,H,W,C)``; ``D`` acts on every plane (each batch element and channel) independently.
@@ -50,6 +49,7 @@ FACTOR = 3
 KERNEL_SIZE = 17
 SIGMA = 3.0
 OFFSET = 1  # kept pixels 1, 4, 7, …: the centres of the 3×3 blocks
+
 
 def gaussian_kernel_1d(size: int = KERNEL_SIZE, sigma: float = SIGMA) -> np.ndarray:
     """The normalised 1-D Gaussian (sum 1); the 2-D kernel is its outer product."""

@@ -26,8 +26,6 @@ from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
 AXIS = "batch"
 
 
-
-
 def learning_rate(lr: float, schedule: str = "constant", warmup: int = 0, steps: int = 1) -> optax.ScalarOrSchedule:
     """``lr`` itself, or optax's linear warmup (``warmup`` steps from 0) then cosine decay to
     ``lr / 100`` at step ``steps``."""

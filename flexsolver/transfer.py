@@ -20,11 +20,11 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from flexsolver.color import rgb_to_ycbcr, ycbcr_to_rgb
 from flexsolver.losses import mix_grams, style_grams
 from flexsolver.matting import matting_prox
 from flexsolver.prox import clip, compose
 from flexsolver.solver import solve
-from flexsolver.color import rgb_to_ycbcr, ycbcr_to_rgb
 from flexsolver.vgg import STYLE_LAYERS, VGG19
 
 __all__ = ["stylize", "style_weights_for", "check_mix_weights"]
