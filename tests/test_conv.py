@@ -1,15 +1,21 @@
-"""``conv3x3`` (the CPU lowering with its custom VJP) against PyTorch's conv2d and XLA's own conv."""
+"""``conv3x3`` (the CPU lowerings: SAME-then-crop with its custom VJP, and Winograd) against
+PyTorch's conv2d and XLA's own conv."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flexsolver.conv import THIN, conv3x3, conv3x3_reference
+from flexsolver.conv import THIN, WINOGRAD_MIN, WINOGRAD_MIN_FORWARD, WINOGRAD_MIN_TILES, conv3x3, conv3x3_reference, conv3x3_winograd
 
 # (B, H, W, C_in, C_out): odd and even sizes, 2-pixel sides (the smallest reflection allows), a
 # thin output (XLA's weight gradient) and a wide one (the per-tap products).
-SHAPES = [(2, 7, 9, 3, 5), (1, 2, 3, 4, 1), (3, 16, 11, 6, THIN + 3), (1, 13, 13, 32, 3)]
+DIRECT = [(2, 7, 9, 3, 5), (1, 2, 3, 4, 1), (3, 16, 11, 6, THIN + 3), (1, 13, 13, 32, 3)]
+# Winograd with its gradients (odd sides: a zero row and column of tiles), and Winograd without
+# gradients too (C_in ≥ WINOGRAD_MIN_FORWARD on 4·WINOGRAD_MIN_TILES tiles).
+WINOGRAD = [(2, 23, 25, WINOGRAD_MIN, WINOGRAD_MIN + 1), (1, 63, 64, WINOGRAD_MIN_FORWARD, WINOGRAD_MIN)]
+assert 2 * 12 * 13 >= WINOGRAD_MIN_TILES and 32 * 32 >= 4 * WINOGRAD_MIN_TILES
+SHAPES = DIRECT + WINOGRAD
 
 
 def _data(shape, seed=0):
@@ -55,23 +61,39 @@ def test_matches_torch_values_and_gradients(shape, padding):
 @pytest.mark.parametrize("padding", ["reflect", "zero"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_matches_lax_conv(shape, padding):
-    """Values bit-identical to the pad-then-VALID form, gradients to float32 rounding."""
+    """SAME-then-crop values are bit-identical to the pad-then-VALID form; Winograd's values and
+    every gradient agree to float32 rounding."""
     x, k, bias, cot = _data(shape, seed=1)
     run = lambda fn: jax.jit(lambda *a: _vjp(fn, *a))(x, k, bias, cot)  # noqa: E731
     ours = run(lambda x, k, b: conv3x3(x, k, b, padding))
     ref = run(lambda x, k, b: conv3x3_reference(x, k, padding) + b)
-    np.testing.assert_array_equal(ours[0], ref[0])
-    for a, b in zip(ours[1:], ref[1:]):
+    forward = jax.jit(lambda x, k: conv3x3(x, k, padding=padding))(x, k)  # undifferentiated
+    if shape in DIRECT:
+        np.testing.assert_array_equal(ours[0], ref[0])
+        np.testing.assert_array_equal(forward + bias, ref[0])
+    for a, b in zip((ours[0], forward + bias, *ours[1:]), (ref[0], ref[0], *ref[1:])):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * float(jnp.abs(b).max()))
 
 
-def test_second_order_and_bad_input():
-    x, k, _, _ = _data((1, 5, 6, 2, 9))
-    # A Hessian-vector product, reverse over reverse, goes through the custom VJP's own derivative.
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+def test_winograd_on_its_own(padding):
+    """``conv3x3_winograd`` on any shape, even below the thresholds: 1-pixel tiles, odd sides."""
+    for shape in [(1, 2, 2, 1, 1), (2, 5, 3, 3, 4), (1, 9, 8, 7, 2)]:
+        x, k, _, cot = _data(shape, seed=2)
+        y, pull = jax.vjp(lambda x, k: conv3x3_winograd(x, k, padding), jnp.asarray(x), jnp.asarray(k))
+        y_ref, pull_ref = jax.vjp(lambda x, k: conv3x3_reference(x, k, padding), jnp.asarray(x), jnp.asarray(k))
+        for a, b in zip((y, *pull(jnp.asarray(cot))), (y_ref, *pull_ref(jnp.asarray(cot)))):
+            np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * float(jnp.abs(b).max()))
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 6, 2, 9), WINOGRAD[0]])
+def test_second_order_and_bad_input(shape):
+    x, k, _, _ = _data(shape)
+    # A Hessian-vector product, reverse over reverse, goes through the custom VJPs' own derivatives.
     f = lambda x: jnp.sum(jnp.tanh(conv3x3(x, jnp.asarray(k))) ** 2)  # noqa: E731
     g = lambda fn: jax.grad(lambda x: jnp.vdot(jax.grad(fn)(x), jnp.ones_like(x)))(jnp.asarray(x))  # noqa: E731
     f_ref = lambda x: jnp.sum(jnp.tanh(conv3x3_reference(x, jnp.asarray(k))) ** 2)  # noqa: E731
-    np.testing.assert_allclose(g(f), g(f_ref), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g(f), g(f_ref), rtol=1e-4, atol=1e-4 * float(jnp.abs(g(f_ref)).max()))
     with pytest.raises(ValueError, match="padding"):
         conv3x3(x, k, padding="circular")
     with pytest.raises(ValueError, match="3,3,C_in,C_out"):
