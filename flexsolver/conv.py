@@ -3,10 +3,10 @@
 ``conv3x3(x, w, b, padding)``: stride 1, output the size of the input, reflection or zero
 padding, NHWC activations and HWIO kernels.
 
-Two lowerings compute the same function, chosen per platform when the program is lowered
+Lowerings that compute the same function are chosen per platform when the program is lowered
 (``lax.platform_dependent``), so one jitted function stays portable:
 
-* **CPU**: XLA's CPU backend runs a ``"VALID"`` convolution several times slower than a
+* **CPU, direct**: XLA's CPU backend runs a ``"VALID"`` convolution several times slower than a
   ``"SAME"`` one of the same size, and its weight gradient slower still. So the forward pass
   reflect-pads, convolves with ``"SAME"`` and crops the 1-pixel border (the same sums, in the
   same order, as the ``"VALID"`` form), and a custom VJP computes
@@ -14,6 +14,11 @@ Two lowerings compute the same function, chosen per platform when the program is
   transposed kernel (then the adjoint of the padding), and
   the weight gradient as nine ``(C_in × BHW)·(BHW × C_out)`` matrix products, one per tap
   (for fewer than :data:`THIN` output channels, XLA's own weight gradient, faster there).
+* **CPU, Winograd F(2×2,3×3)** (:func:`conv3x3_winograd`), where it is the faster one
+  (:func:`_winograd_pays`: enough channels and tiles): 2.25× fewer multiplications, as 16
+  matrix products on transformed 4×4 tiles. Under differentiation its gradients (JAX's own, on
+  the same tiles) replace the direct ones; undifferentiated, it is used only where its forward
+  pass alone wins (wide inputs), through a custom VJP that picks the forward per case.
 * **GPU/TPU** (and anything else): ``lax.conv_general_dilated`` with its own autodiff.
 
 Reverse mode (``grad``, ``vjp``, also nested) works on every platform; forward mode (``jvp``)
@@ -142,8 +147,9 @@ def _winograd_padded(xp: jax.Array, w: jax.Array) -> jax.Array:
         cols = _input_transform(row[:, :, :tw, 0], row[:, :, :tw, 1], row[:, :, 1:, 0], row[:, :, 1:, 1])
         # One 2-D product per position: XLA's CPU runs these faster than one batched product.
         m.append([(v.reshape(-1, c) @ u[a, e]).reshape(b, th, tw, c_out) for e, v in enumerate(cols)])
-    out_rows = [list(t) for t in zip(*[_output_transform(*[m[a][e] for a in range(4)]) for e in range(4)])]
-    y = jnp.stack([jnp.stack(_output_transform(*row), axis=3) for row in out_rows], axis=2)
+    # A^T m A: along a first (rows[e][i]: output row i of column position e), then along e.
+    rows = [_output_transform(*(m[a][e] for a in range(4))) for e in range(4)]
+    y = jnp.stack([jnp.stack(_output_transform(*(rows[e][i] for e in range(4))), axis=3) for i in range(2)], axis=2)
     return y.reshape(b, 2 * th, 2 * tw, c_out)[:, :h, :wd]
 
 
