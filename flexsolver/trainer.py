@@ -1,8 +1,11 @@
 """The training loop: ``train(config, workdir)`` runs or resumes a run until its last step.
 
 A run lives in a workdir: ``config.json``, ``metrics.jsonl`` (training and validation),
-``samples/step_*.png`` (content | style | X(1) … X(N)) and orbax checkpoints
-``checkpoints/<step>/{params,opt_state,config}``. Rerunning with the same workdir resumes from
+``samples/step_*.png`` (content | style | X(1) … X(N)), orbax checkpoints
+``checkpoints/<step>/{params,opt_state,config}`` (the last ``keep``) and ``best/``: the solver of
+the step with the lowest validation LTV so far, exported compact (bfloat16, with that step's
+``val_ltv`` in its config and the run's ``metrics.jsonl``), ready to commit as the snapshot to go
+on from or to ship, even after its full checkpoint has been rotated away. Rerunning with the same workdir resumes from
 the latest checkpoint with the same data order and randomness, so an interrupted run ends
 bit-identical to an uninterrupted one. SIGTERM, Ctrl-C, an error or the wall-clock budget
 (``minutes``) stop it after saving a checkpoint: no work is lost. The step itself is
@@ -12,6 +15,7 @@ bit-identical to an uninterrupted one. SIGTERM, Ctrl-C, an error or the wall-clo
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
@@ -23,14 +27,16 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from flexsolver import images
-from flexsolver.checkpoint import CHECKPOINTS, abstract_params, load_checkpoint
+from flexsolver.checkpoint import CHECKPOINTS, abstract_params, export_params, load_checkpoint
 from flexsolver.config import TrainConfig, from_json, to_json
 from flexsolver.data import TrainBatches, fixed_pairs
 from flexsolver.network import init_params
 from flexsolver.training import evaluate, make_optimizer, make_train_step, replicate, shard, unreplicate
 from flexsolver.vgg import load_vgg19
 
-__all__ = ["Run", "train"]
+__all__ = ["BEST", "Run", "train"]
+
+BEST = "best"  # the workdir's folder holding the best validated solver
 
 
 class Run:
@@ -101,6 +107,27 @@ class Run:
             with open(self.workdir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def best_val_ltv(self) -> float:
+        """The lowest ``val_ltv`` logged so far (``inf`` if none), so a resumed run goes on
+        comparing against it."""
+        path = self.workdir / "metrics.jsonl"
+        if not path.is_file():
+            return float("inf")
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return min((r["val_ltv"] for r in records if "val_ltv" in r), default=float("inf"))
+
+    def export_best(self, step: int, params, val_ltv: float) -> None:
+        """Replaces ``best/`` with this step's solver (bfloat16): written aside, then swapped in."""
+        if not self.is_main:
+            return
+        fresh, best = self.workdir / f"{BEST}.new", self.workdir / BEST
+        shutil.rmtree(fresh, ignore_errors=True)
+        config = {**self.config_json, "step": step, "val_ltv": val_ltv}  # n, l and the gate included
+        export_params(fresh, jax.device_get(unreplicate(params)), config, "bfloat16")
+        shutil.copy(self.workdir / "metrics.jsonl", fresh / "metrics.jsonl")
+        shutil.rmtree(best, ignore_errors=True)
+        fresh.rename(best)
+
     def validation(self, step: int, params, pairs) -> float:
         x_c, x_s = pairs
         losses, outputs = evaluate(unreplicate(params), self.vgg, x_c, x_s, self.config.model.nonlinearity)
@@ -149,6 +176,7 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: fl
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     last: dict = {}
+    best = run.best_val_ltv()
     step = start
     bar = tqdm(total=config.steps, initial=start, disable=not (progress and run.is_main), unit="step", dynamic_ncols=True)
     t0, s0 = time.perf_counter(), start
@@ -180,6 +208,9 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: fl
                 if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
                     last["val_ltv"] = run.validation(step, params, val_pairs)
                     bar.write(f"step {step}: validation LTV {last['val_ltv']:.4f}")
+                    if last["val_ltv"] < best:
+                        best = last["val_ltv"]
+                        run.export_best(step, params, best)
     except KeyboardInterrupt:
         stop["signal"] = signal.SIGINT
     finally:

@@ -1,6 +1,7 @@
 """Training: the loss goes down, resume is bit-identical, 2 devices = 1 device, checkpoints load."""
 
 import dataclasses
+import json
 from functools import partial
 
 import jax
@@ -106,6 +107,25 @@ def test_interrupt_and_resume_is_bit_identical(folder, tmp_path):
     # and training changed the parameters
     init = fs.init_params(jax.random.PRNGKey(config.seed), TINY.model.n, TINY.model.l)
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(straight)))
+
+
+def test_the_best_validated_solver_is_exported(folder, tmp_path):
+    from flexsolver.trainer import BEST, train
+
+    config = dataclasses.replace(TINY, data=folder, eval_every=1, eval_pairs=2)
+    train(dataclasses.replace(config, steps=2), tmp_path, progress=False)  # interrupted, then resumed
+    train(config, tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val_ltv"] for r in records if "val_ltv" in r}
+    assert sorted(val) == [1, 2, 3, 4]
+    best_step = min(val, key=val.get)
+    solver, config_best = load_checkpoint(tmp_path / BEST)
+    assert (config_best["step"], config_best["val_ltv"]) == (best_step, val[best_step])
+    assert config_best["params_dtype"] == "bfloat16" and config_best["n"] == TINY.model.n
+    full, _ = load_checkpoint(tmp_path / "checkpoints" / str(best_step))
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(solver)):
+        np.testing.assert_allclose(b, a, rtol=1e-2, atol=1e-6)
+    assert (tmp_path / BEST / "metrics.jsonl").is_file() and not (tmp_path / f"{BEST}.new").exists()
 
 
 def test_export_and_load_checkpoint(tmp_path):
