@@ -13,7 +13,7 @@
 set -euo pipefail
 : "${OUT:?OUT must name the folder whose files come back}"
 CARRY=${CARRY:-.device_carry}
-INIT=${INIT:-flexsolver/models/mix128}
+INIT=${INIT:-flexsolver/models/mix256}
 MINUTES=${MINUTES:-8}
 SIZE=${SIZE:-320}
 BATCH=${BATCH:-8}

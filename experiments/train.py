@@ -3,7 +3,7 @@
 Starts from a preset (default ``paper``: MS-COCO 2014 through tensorflow-datasets, 320 px, batch 1,
 Adam 2e-5, 50 epochs); every flag given overrides it. The shipped model's recipe, for instance::
 
-    python -m experiments.train --preset mix128 --workdir runs/mix128b --init-from flexsolver/models/mix128
+    python -m experiments.train --preset mix256 --workdir runs/mix256b --init-from flexsolver/models/mix256 --steps 500
 
 Rerunning the same command resumes from ``--workdir``. The loop is :func:`flexsolver.trainer.train`;
 presets and every flag's meaning are in :mod:`flexsolver.config`.

@@ -118,4 +118,10 @@ PRESETS: dict[str, TrainConfig] = {
     "mix128": _cpu(128, 4, 5e-5, 800, clip_grad_norm=10.0, schedule="cosine", warmup=20, crop_min=0.5,
                    style_data=f"{TRAIN_PHOTOS},{TRAIN_ART}", eval_every=100, eval_pairs=16, val_size=256,
                    save_every=100, keep=10),
+    # Session 5: from mix128 at a constant 1e-5 (the LR probe's best) at 128 px, then, from that
+    # run's best step (100), at 256 px (the size of validation and evaluation), batch 2.
+    "mix128b": _cpu(128, 4, 1e-5, 100, clip_grad_norm=10.0, crop_min=0.5, style_data=f"{TRAIN_PHOTOS},{TRAIN_ART}",
+                    eval_every=100, eval_pairs=16, val_size=256, save_every=100, keep=3),
+    "mix256": _cpu(256, 2, 1e-5, 50, clip_grad_norm=10.0, crop_min=0.75, style_data=f"{TRAIN_PHOTOS},{TRAIN_ART}",
+                   eval_every=50, eval_pairs=16, val_size=256, save_every=50, keep=2),
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent
 EXAMPLES = PACKAGE / "examples"
 MODELS = PACKAGE / "models"
-DEFAULT_MODEL = "mix128"  # see the model card in README.md
+DEFAULT_MODEL = "mix256"  # see the model card in README.md
 
 
 def example(name: str) -> Path:
