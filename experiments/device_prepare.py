@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from flexsolver.data import list_images
+from flexsolver.images import list_images
 from flexsolver.images import ImageError, load_image, resize_max_side, to_uint8
 from flexsolver.vgg import WeightsError, load_vgg19, save_compact
 
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
         for part in ("train", "styles"):
             dest = out / "data" / part
             dest.mkdir(exist_ok=True)
-            paths = list_images(Path(args.data) / part)
+            paths = list_images(Path(args.data) / part, recursive=True)
             if not paths:
                 raise ValueError(f"no images in {Path(args.data) / part}")
             for i, path in enumerate(paths):

@@ -45,7 +45,7 @@ from PIL import Image
 from . import images
 from .images import ImageError, center_square, decode_image, load_image, resize, to_uint8
 
-__all__ = ["DataError", "load_square", "list_images", "random_crop", "TrainBatches", "fixed_pairs"]
+__all__ = ["DataError", "load_square", "random_crop", "TrainBatches", "fixed_pairs"]
 NUM_STYLE_LAYERS = 5  # conv1_1, conv2_1, conv3_1, conv4_1, conv5_1
 BETA_ON = 1.0 / 0.9
 P_BETA_ON = 0.9
@@ -108,11 +108,6 @@ def _parse_source(source: str) -> tuple[str, str]:
     if ":" in source.split(os.sep)[0] and not os.path.exists(source):
         raise DataError(f"unknown data source prefix in {source!r}; {_FORMS}")
     raise DataError(f"data folder {source!r} does not exist or is not a directory; {_FORMS}")
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[str]:
-    """All image files under ``folder``, recursively (:func:`flexsolver.images.list_images`)."""
-    return images.list_images(folder, recursive=True)
 
 
 def _check_shard(shard_index: int, shard_count: int) -> None:
@@ -184,7 +179,7 @@ class _FolderPool:
     images with their short side capped at ``2 * size`` (``full=True``, for random crops)."""
 
     def __init__(self, folders: Sequence[str], size: int, shard_index: int, shard_count: int, full: bool = False):
-        paths = [p for folder in folders for p in list_images(folder)][shard_index::shard_count]
+        paths = [p for folder in folders for p in images.list_images(folder, recursive=True)][shard_index::shard_count]
         where = " + ".join(repr(f) for f in folders)
         if not paths:
             shard = f" for shard {shard_index}/{shard_count}" if shard_count > 1 else ""
@@ -492,7 +487,7 @@ def _fixed_squares(source: str, size: int, count: int, rng: np.random.Generator,
     kind, wheres = _parse_sources(source)
     squares: list[np.ndarray] = []
     if kind == "folder":
-        paths = [p for folder in wheres for p in list_images(folder)]
+        paths = [p for folder in wheres for p in images.list_images(folder, recursive=True)]
         for i in rng.permutation(len(paths)):
             r = _try_square(paths[i], size)
             if isinstance(r, str):

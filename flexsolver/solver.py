@@ -42,12 +42,12 @@ def default_style_weights() -> dict[str, float]:
 def unroll(params, x_c, styles, prox, style_weights, masks, nonlinearity, return_all):
     """The unrolled iterations on validated arrays (what ``solve`` jits, and training calls).
 
-    ``x_c``: ``(B,H,W,3)``; ``styles``: list of Gram dicts; ``prox``: pytree callable or None;
+    ``params``: a ``Solver`` or a bare dict (:func:`~flexsolver.network.split_solver`, which
+    checks ``nonlinearity`` against it); ``x_c``: ``(B,H,W,3)``; ``styles``: list of Gram dicts; ``prox``: pytree callable or None;
     ``style_weights``: ``{layer: scalar or (B,)}``; ``masks``: None or one ``(…,H,W)`` per style.
     Returns ``X(N)`` or, with ``return_all``, ``[X(1), …, X(N)]``.
     """
-    if isinstance(params, Solver):
-        params = params.params
+    params, nonlinearity = split_solver(params, nonlinearity)
     h, w = x_c.shape[1:3]
     x = x_c
     masks_padded = None
