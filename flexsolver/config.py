@@ -55,6 +55,12 @@ class TrainConfig:
     schedule: str = _help("'constant' (the paper's) or 'cosine': linear warmup, cosine decay to lr/100 at --steps", "constant")
     warmup: int = _help("linear-warmup steps of the cosine schedule", 0)
     clip_grad_norm: float = _help("clip the global gradient norm to this (0: no clipping, the paper's)", 0.0)
+    pair_loss_cap: float = _help(
+        "weigh each pair's loss by min(1, cap / LTV of its content), so pairs whose content scores above "
+        "cap count by their relative improvement (0: all weigh 1, the paper's)", 0.0)
+    ema_decay: float = _help(
+        "also keep an exponential moving average of the parameters with this decay; validation and the "
+        "exported best/ then consider it too (0: none, the paper's)", 0.0)
     data: str = _help("contents: folder:PATH (several joined with ',') or tfds:NAME", "tfds:coco/2014")
     style_data: str = _help("styles, as --data; empty: from --data (the paper's)", "")
     crop_min: float = _help("0: centre squares (the paper's); else random crops of [crop_min, 1] × the short side, and flips", 0.0)
@@ -80,8 +86,10 @@ class TrainConfig:
             raise ValueError("--batch, --steps and --lr must be positive")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.warmup < 0 or self.clip_grad_norm < 0:
-            raise ValueError("--warmup and --clip-grad-norm must be >= 0")
+        if self.warmup < 0 or self.clip_grad_norm < 0 or self.pair_loss_cap < 0:
+            raise ValueError("--warmup, --clip-grad-norm and --pair-loss-cap must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay must be in [0, 1) (0: none), got {self.ema_decay}")
         if not 0.0 <= self.crop_min <= 1.0:
             raise ValueError(f"--crop-min must be in [0, 1] (0: centre squares), got {self.crop_min}")
         if self.save_every < 1 or self.keep < 1 or self.log_every < 1 or self.eval_every < 0 or self.eval_pairs < 1:
@@ -124,4 +132,10 @@ PRESETS: dict[str, TrainConfig] = {
                     eval_every=100, eval_pairs=16, val_size=256, save_every=100, keep=3),
     "mix256": _cpu(256, 2, 1e-5, 50, clip_grad_norm=10.0, crop_min=0.75, style_data=f"{TRAIN_PHOTOS},{TRAIN_ART}",
                    eval_every=50, eval_pairs=16, val_size=256, save_every=50, keep=2),
+    # Session 6: mix256 from the shipped mix256, with the cause of the gradient spikes weighed down
+    # (pairs whose content scores above 3 count by their relative improvement) and a moving
+    # average of the parameters against the noise of batch-2 steps.
+    "mix256avg": _cpu(256, 2, 1e-5, 1000, clip_grad_norm=10.0, crop_min=0.75, style_data=f"{TRAIN_PHOTOS},{TRAIN_ART}",
+                      pair_loss_cap=3.0, ema_decay=0.98, eval_every=50, eval_pairs=16, val_size=256, save_every=50,
+                      keep=2),
 }

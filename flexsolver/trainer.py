@@ -31,7 +31,7 @@ from flexsolver.checkpoint import CHECKPOINTS, abstract_params, export_params, l
 from flexsolver.config import TrainConfig, from_json, to_json
 from flexsolver.data import TrainBatches, fixed_pairs
 from flexsolver.network import init_params
-from flexsolver.training import evaluate, make_optimizer, make_train_step, replicate, shard, unreplicate
+from flexsolver.training import ema_params, evaluate, make_optimizer, make_train_step, replicate, shard, unreplicate
 from flexsolver.vgg import load_vgg19
 
 __all__ = ["BEST", "Run", "train"]
@@ -49,8 +49,11 @@ class Run:
         self.is_main = jax.process_index() == 0
         self.vgg = load_vgg19()
         schedule = (config.schedule, config.warmup, config.steps)
-        self.optimizer = make_optimizer(config.lr, config.clip_grad_norm, *schedule)
-        self.step_fn = make_train_step(config.lr, config.clip_grad_norm, config.model.nonlinearity, None, *schedule)
+        self.optimizer = make_optimizer(config.lr, config.clip_grad_norm, *schedule, config.ema_decay)
+        self.step_fn = make_train_step(
+            config.lr, config.clip_grad_norm, config.model.nonlinearity, None, *schedule,
+            pair_loss_cap=config.pair_loss_cap, ema_decay=config.ema_decay,
+        )
         self.manager = ocp.CheckpointManager(
             (workdir / CHECKPOINTS).absolute(),
             item_names=("params", "opt_state", "config"),
@@ -108,41 +111,50 @@ class Run:
                 f.write(json.dumps(record) + "\n")
 
     def best_val_ltv(self) -> float:
-        """The lowest ``val_ltv`` logged so far (``inf`` if none), so a resumed run goes on
-        comparing against it."""
+        """The lowest validation LTV logged so far, of the parameters or of their average
+        (``inf`` if none), so a resumed run goes on comparing against it."""
         path = self.workdir / "metrics.jsonl"
         if not path.is_file():
             return float("inf")
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return min((r["val_ltv"] for r in records if "val_ltv" in r), default=float("inf"))
+        values = [r[k] for r in records for k in ("val_ltv", "val_ltv_ema") if k in r]
+        return min(values, default=float("inf"))
 
-    def export_best(self, step: int, params, val_ltv: float) -> None:
-        """Replaces ``best/`` with this step's solver (bfloat16): written aside, then swapped in."""
+    def export_best(self, step: int, params, val_ltv: float, averaged: bool = False) -> None:
+        """Replaces ``best/`` with this step's solver (bfloat16; ``averaged``: the moving average of
+        the parameters rather than the parameters): written aside, then swapped in."""
         if not self.is_main:
             return
         fresh, best = self.workdir / f"{BEST}.new", self.workdir / BEST
         shutil.rmtree(fresh, ignore_errors=True)
-        config = {**self.config_json, "step": step, "val_ltv": val_ltv}  # n, l and the gate included
-        export_params(fresh, jax.device_get(unreplicate(params)), config, "bfloat16")
+        config = {**self.config_json, "step": step, "val_ltv": val_ltv, "averaged": averaged}  # n, l, gate included
+        export_params(fresh, jax.device_get(params), config, "bfloat16")
         shutil.copy(self.workdir / "metrics.jsonl", fresh / "metrics.jsonl")
         shutil.rmtree(best, ignore_errors=True)
         fresh.rename(best)
 
-    def validation(self, step: int, params, pairs) -> float:
+    def validation(self, step: int, params, pairs, averaged=None) -> dict:
+        """Validates ``params`` and logs it; with ``averaged`` (the moving average of the
+        parameters) validates that too, as ``val_ltv_ema``. Returns the logged record."""
         x_c, x_s = pairs
-        losses, outputs = evaluate(unreplicate(params), self.vgg, x_c, x_s, self.config.model.nonlinearity)
+        losses, outputs = evaluate(params, self.vgg, x_c, x_s, self.config.model.nonlinearity)
         losses = np.asarray(losses)
-        self.log({
+        record = {
             "step": step,
             "val_ltv": float(losses[-1].mean()),
             "val_ltv_std": float(losses[-1].std()),
             "val_ltv_per_iteration": [float(v) for v in losses.mean(axis=1)],
-        })
+        }
+        if averaged is not None:
+            ema_losses = np.asarray(evaluate(averaged, self.vgg, x_c, x_s, self.config.model.nonlinearity)[0])
+            record["val_ltv_ema"] = float(ema_losses[-1].mean())
+            record["val_ltv_ema_per_iteration"] = [float(v) for v in ema_losses.mean(axis=1)]
+        self.log(record)
         if self.is_main:
             rows = [[x_c[i], x_s[i], *[np.asarray(o[i]) for o in outputs]] for i in range(min(4, len(x_c)))]
             (self.workdir / "samples").mkdir(exist_ok=True)
             images.save_image(self.workdir / "samples" / f"step_{step:07d}.png", images.image_grid(rows))
-        return float(losses[-1].mean())
+        return record
 
 
 def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: float = 0.0) -> dict:
@@ -206,11 +218,21 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: fl
                 if step % config.save_every == 0 or step == config.steps:
                     run.save(step, params, opt_state)
                 if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
-                    last["val_ltv"] = run.validation(step, params, val_pairs)
-                    bar.write(f"step {step}: validation LTV {last['val_ltv']:.4f}")
-                    if last["val_ltv"] < best:
-                        best = last["val_ltv"]
-                        run.export_best(step, params, best)
+                    current = unreplicate(params)
+                    averaged = ema_params(unreplicate(opt_state)) if config.ema_decay else None
+                    record = run.validation(step, current, val_pairs, averaged)
+                    last["val_ltv"] = record["val_ltv"]
+                    candidates = [(last["val_ltv"], current, False)]
+                    message = f"step {step}: validation LTV {last['val_ltv']:.4f}"
+                    if averaged is not None:
+                        last["val_ltv_ema"] = record["val_ltv_ema"]
+                        candidates.append((last["val_ltv_ema"], averaged, True))
+                        message += f", of the averaged parameters {last['val_ltv_ema']:.4f}"
+                    bar.write(message)
+                    value, chosen, is_average = min(candidates, key=lambda c: c[0])
+                    if value < best:
+                        best = value
+                        run.export_best(step, chosen, best, is_average)
     except KeyboardInterrupt:
         stop["signal"] = signal.SIGINT
     finally:

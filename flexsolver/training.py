@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from flexsolver.config import SCHEDULES
-from flexsolver.losses import ltv, style_grams
+from flexsolver.losses import LOSS_LAYERS, TV_WEIGHT, ltv, style_grams, style_loss, tv
 from flexsolver.solver import unroll
 from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
 
@@ -36,16 +36,59 @@ def learning_rate(lr: float, schedule: str = "constant", warmup: int = 0, steps:
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
+class ParamsEmaState(NamedTuple):
+    """The exponential moving average of the parameters, a pytree like them."""
+
+    ema: Any
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+    """Keeps ``ema ← decay·ema + (1−decay)·(params + updates)``, the average of the parameters
+    *after* each update, in the optimiser state; the updates pass through unchanged.
+
+    Put it last in an ``optax.chain``. It starts at the initial parameters (not at zero), so it
+    needs no debiasing and a run started from trained parameters averages around them. Being
+    optimiser state, it is checkpointed and resumed with it; :func:`ema_params` reads it back.
+    """
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+
+    def init(params):
+        return ParamsEmaState(ema=jax.tree.map(jnp.asarray, params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("params_ema needs the parameters: call optimizer.update(grads, state, params)")
+        new = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, new)
+        return updates, ParamsEmaState(ema=ema)
+
+    return optax.GradientTransformation(init, update)
+
+
+def ema_params(opt_state) -> Any | None:
+    """The averaged parameters held by a :func:`params_ema` in ``opt_state`` (``None`` if none)."""
+    states = opt_state if isinstance(opt_state, tuple) and not isinstance(opt_state, ParamsEmaState) else (opt_state,)
+    for state in states:
+        if isinstance(state, ParamsEmaState):
+            return state.ema
+    return None
+
+
 def make_optimizer(
-    lr: float, clip_grad_norm: float = 0.0, schedule: str = "constant", warmup: int = 0, steps: int = 1
+    lr: float, clip_grad_norm: float = 0.0, schedule: str = "constant", warmup: int = 0, steps: int = 1,
+    ema_decay: float = 0.0,
 ) -> optax.GradientTransformation:
     """Adam (on the :func:`learning_rate` schedule), after clipping the global gradient norm when
-    ``clip_grad_norm > 0``. The schedule's position is Adam's step count, kept in its state, so a
-    resumed run continues the schedule where it stopped."""
-    adam = optax.adam(learning_rate(lr, schedule, warmup, steps))
+    ``clip_grad_norm > 0``, and followed by :func:`params_ema` when ``ema_decay > 0``. The
+    schedule's position is Adam's step count, kept in its state, so a resumed run continues the
+    schedule where it stopped."""
+    parts = [optax.adam(learning_rate(lr, schedule, warmup, steps))]
     if clip_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(clip_grad_norm), adam)
-    return adam
+        parts.insert(0, optax.clip_by_global_norm(clip_grad_norm))
+    if ema_decay > 0:
+        parts.append(params_ema(ema_decay))
+    return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
 def betas_to_weights(betas: jax.Array) -> dict[str, jax.Array]:
@@ -53,18 +96,32 @@ def betas_to_weights(betas: jax.Array) -> dict[str, jax.Array]:
     return {name: betas[:, i] for i, name in enumerate(STYLE_LAYERS)}
 
 
-def loss_fn(params, vgg: VGG19, batch: dict, nonlinearity: str) -> tuple[jax.Array, jax.Array]:
-    """``mean_b Σ_t LTV(X(t))`` for one (per-device) batch, and the per-iteration means ``(N,)``.
+def loss_fn(
+    params, vgg: VGG19, batch: dict, nonlinearity: str, pair_loss_cap: float = 0.0
+) -> tuple[jax.Array, jax.Array]:
+    """``mean_b w_b Σ_t LTV_b(X(t))`` for one (per-device) batch, and the per-iteration means
+    ``(N,)`` of the unweighted ``LTV``.
 
-    ``batch``: ``x_c``, ``x_s`` ``(B,S,S,3)`` and ``betas`` ``(B,5)``.
+    ``batch``: ``x_c``, ``x_s`` ``(B,S,S,3)`` and ``betas`` ``(B,5)``. ``w_b = 1`` (the paper's)
+    unless ``pair_loss_cap > 0``: then ``w_b = min(1, cap / LTV_b(X_c))``, so a pair whose content
+    already scores above ``cap`` (a flat, low-α style against a textured content scores 3–24,
+    against ≤ 1.4 for most pairs) counts by its *relative* improvement and cannot dominate the
+    step's gradient. The weights are constants (no gradient flows through them).
     """
     x_c, x_s = batch["x_c"], batch["x_s"]
     grams = jax.lax.stop_gradient(style_grams(vgg, x_s))
     weights = betas_to_weights(batch["betas"])
-    content_features = vgg_features(vgg, x_c, (CONTENT_LAYER,))
+    layers = LOSS_LAYERS if pair_loss_cap > 0 else (CONTENT_LAYER,)
+    content_features = vgg_features(vgg, x_c, layers)
     outputs = unroll(params, x_c, [grams], None, weights, None, nonlinearity, True)
-    per_t = batched_ltv(vgg, outputs, x_c, grams, weights, content_features).mean(axis=1)
-    return per_t.sum(), per_t
+    per_tb = batched_ltv(vgg, outputs, x_c, grams, weights, {CONTENT_LAYER: content_features[CONTENT_LAYER]})
+    per_t = per_tb.mean(axis=1)
+    if pair_loss_cap <= 0:
+        return per_t.sum(), per_t
+    # LTV of the content itself: its content term is 0, its features are already computed.
+    content_ltv = style_loss(content_features, grams, weights) + TV_WEIGHT * tv(jnp.clip(x_c, 0.0, 1.0))
+    pair_weights = jax.lax.stop_gradient(jnp.minimum(1.0, pair_loss_cap / content_ltv))
+    return (per_tb.sum(axis=0) * pair_weights).mean(), per_t
 
 
 def batched_ltv(vgg, outputs, x_c, grams, weights, content_features) -> jax.Array:
@@ -80,10 +137,10 @@ def batched_ltv(vgg, outputs, x_c, grams, weights, content_features) -> jax.Arra
     return losses.reshape(t, -1)
 
 
-def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity):
+def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity, pair_loss_cap=0.0):
     """One Adam step on a per-device batch; call through :func:`make_train_step`."""
     (loss, per_t), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, vgg, batch, nonlinearity
+        params, vgg, batch, nonlinearity, pair_loss_cap
     )
     grads = jax.lax.pmean(grads, AXIS)
     loss, per_t = jax.lax.pmean((loss, per_t), AXIS)
@@ -95,14 +152,15 @@ def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity):
 @functools.lru_cache(maxsize=8)
 def make_train_step(
     lr: float, clip_grad_norm: float, nonlinearity: str, devices: tuple | None = None,
-    schedule: str = "constant", warmup: int = 0, steps: int = 1,
+    schedule: str = "constant", warmup: int = 0, steps: int = 1, *,
+    pair_loss_cap: float = 0.0, ema_decay: float = 0.0,
 ):
     """The pmapped step: ``(params, opt_state)`` replicated, ``vgg`` broadcast, batch sharded.
 
     Cached, so runs with the same optimiser settings share one compiled program.
     """
-    optimizer = make_optimizer(lr, clip_grad_norm, schedule, warmup, steps)
-    step = partial(train_step, optimizer=optimizer, nonlinearity=nonlinearity)
+    optimizer = make_optimizer(lr, clip_grad_norm, schedule, warmup, steps, ema_decay)
+    step = partial(train_step, optimizer=optimizer, nonlinearity=nonlinearity, pair_loss_cap=pair_loss_cap)
     return jax.pmap(
         step, axis_name=AXIS, in_axes=(0, 0, None, 0), donate_argnums=(0, 1),
         devices=list(devices) if devices else None,

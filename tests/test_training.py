@@ -13,7 +13,7 @@ from PIL import Image
 import flexsolver as fs
 from flexsolver.checkpoint import CheckpointError, export_params, load_checkpoint
 from flexsolver.training import (
-    AXIS, loss_fn, make_optimizer, make_train_step, replicate, shard, train_step, unreplicate,
+    AXIS, ema_params, loss_fn, make_optimizer, make_train_step, replicate, shard, train_step, unreplicate,
 )
 from flexsolver.config import ModelConfig, TrainConfig
 from tests.helpers import sample_image
@@ -147,3 +147,52 @@ def test_export_and_load_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "empty")
     with pytest.raises(CheckpointError):
         export_params(tmp_path / "f32", params, {"n": 1, "l": 4})
+
+
+def test_params_ema_is_optax_incremental_update_of_each_new_state():
+    params = {"w": np.array([1.0, -2.0], np.float32)}
+    optimizer = make_optimizer(0.1, ema_decay=0.9)
+    state = optimizer.init(params)
+    expected = params
+    for k in range(3):
+        grads = {"w": np.array([0.5 * (k + 1), -1.0], np.float32)}
+        updates, state = optimizer.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        expected = optax.incremental_update(params, expected, 0.1)
+    np.testing.assert_allclose(ema_params(state)["w"], expected["w"], rtol=1e-6)
+    assert ema_params(make_optimizer(0.1).init(params)) is None
+
+
+def test_the_pair_loss_cap_weighs_pairs_by_their_contents_loss(vgg):
+    params = fs.init_params(jax.random.PRNGKey(2), n=2, l=8)
+    batch = fixed_batch()
+    grams = fs.style_grams(vgg, batch["x_s"])
+    weights = {k: batch["betas"][:, i] for i, k in enumerate(fs.STYLE_LAYERS)}
+    content_ltv = np.asarray(fs.ltv(vgg, batch["x_c"], batch["x_c"], grams, weights))
+    outs = fs.solve(params, batch["x_c"], grams, return_all=True, style_weights=weights)
+    per_pair = sum(np.asarray(fs.ltv(vgg, o, batch["x_c"], grams, weights)) for o in outs)
+    cap = float(np.mean(content_ltv))  # between the two pairs' losses: one is weighed down
+    assert content_ltv.min() < cap < content_ltv.max()
+    total, per_t = jax.jit(loss_fn, static_argnums=(3, 4))(params, vgg, batch, "heaviside", cap)
+    np.testing.assert_allclose(total, np.mean(np.minimum(1.0, cap / content_ltv) * per_pair), rtol=1e-4)
+    uncapped, per_t_uncapped = jax.jit(loss_fn, static_argnums=3)(params, vgg, batch, "heaviside")
+    np.testing.assert_allclose(per_t, per_t_uncapped, rtol=1e-5)  # the logged LTVs stay unweighted
+    assert float(total) < float(uncapped)
+
+
+def test_a_run_with_averaged_parameters_validates_and_exports_the_better(folder, tmp_path):
+    from flexsolver.trainer import BEST, train
+
+    config = dataclasses.replace(TINY, data=folder, eval_every=1, eval_pairs=2, ema_decay=0.5, pair_loss_cap=1.0)
+    train(dataclasses.replace(config, steps=2), tmp_path / "resumed", progress=False)
+    train(config, tmp_path / "resumed", progress=False)
+    train(config, tmp_path / "straight", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    scores = [(r[key], r["step"], key == "val_ltv_ema") for r in records for key in ("val_ltv", "val_ltv_ema") if key in r]
+    assert len(scores) == 8
+    _, config_best = load_checkpoint(tmp_path / "resumed" / BEST)
+    assert (config_best["val_ltv"], config_best["step"], config_best["averaged"]) == min(scores)
+    assert config_best["ema_decay"] == 0.5 and config_best["pair_loss_cap"] == 1.0
+    straight = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    # the average is optimiser state: resumed, it goes on exactly as in the uninterrupted run
+    assert [r.get("val_ltv_ema") for r in straight] == [r.get("val_ltv_ema") for r in records]
