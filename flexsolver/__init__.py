@@ -21,34 +21,40 @@ from flexsolver.cache import enable_compilation_cache
 # Compiled programs persist on disk (flexsolver/cache.py says where, and how to switch it off).
 enable_compilation_cache()
 
-from flexsolver import images  # noqa: E402
-from flexsolver.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from flexsolver.gatys import gatys  # noqa: E402
-from flexsolver.matting import matting_laplacian, matting_prox  # noqa: E402
-from flexsolver.losses import (  # noqa: E402
-    alpha,
-    content_loss,
-    gram,
-    ltv,
-    mix_grams,
-    style_grams,
-    style_loss,
-    tv,
-)
-from flexsolver.network import init_params, param_count  # noqa: E402
-from flexsolver.prox import clip, compose, identity  # noqa: E402
-from flexsolver.solver import solve  # noqa: E402
-from flexsolver.superres import superres_prox  # noqa: E402
-from flexsolver.transfer import stylize  # noqa: E402
-from flexsolver.video import temporal_prox  # noqa: E402
-from flexsolver.vgg import (  # noqa: E402
-    CONTENT_LAYER,
-    STYLE_LAYERS,
-    VGG19,
-    WeightsError,
-    load_vgg19,
-    vgg_features,
-)
+# The public names, by the module that defines them. They are imported on first use (PEP 562),
+# so ``import flexsolver`` and the command line load only what they touch: the photo prox's
+# sparse matrices, Gatys' optimiser or the video tools cost nothing until used.
+_PUBLIC = {
+    "flexsolver.checkpoint": ("CheckpointError", "load_checkpoint"),
+    "flexsolver.gatys": ("gatys",),
+    "flexsolver.matting": ("matting_laplacian", "matting_prox"),
+    "flexsolver.losses": ("alpha", "content_loss", "gram", "ltv", "mix_grams", "style_grams", "style_loss", "tv"),
+    "flexsolver.network": ("init_params", "param_count"),
+    "flexsolver.prox": ("clip", "compose", "identity"),
+    "flexsolver.solver": ("solve",),
+    "flexsolver.superres": ("superres_prox",),
+    "flexsolver.transfer": ("stylize",),
+    "flexsolver.video": ("temporal_prox",),
+    "flexsolver.vgg": ("CONTENT_LAYER", "STYLE_LAYERS", "VGG19", "WeightsError", "load_vgg19", "vgg_features"),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    if name in ("images",):
+        return importlib.import_module(f"flexsolver.{name}")
+    raise AttributeError(f"module 'flexsolver' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CONTENT_LAYER", "CheckpointError", "STYLE_LAYERS", "VGG19", "WeightsError",

@@ -43,7 +43,8 @@ def _restore_params(directory: Path, config: dict, dtype: str) -> Any:
     with ocp.StandardCheckpointer() as ckptr:
         _check_shapes(ckptr.metadata(directory), target, config)
         params = ckptr.restore(directory, target)
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    # Converted on the host: an eager jnp conversion would compile one program per shape.
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a).astype(np.float32)), params)
 
 
 def _check_shapes(metadata: Any, target: Any, config: dict) -> None:

@@ -45,8 +45,10 @@ def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     return jnp.einsum("...nc,...n,...nd->...cd", f, m, f) / total
 
 
+@jax.jit
 def style_grams(vgg: VGG19, x_s) -> dict[str, jax.Array]:
-    """The five style Grams ``S_lᵀS_l / n'_l`` the solver needs: ``{layer: (c_l,c_l)}``."""
+    """The five style Grams ``S_lᵀS_l / n'_l`` the solver needs: ``{layer: (c_l,c_l)}`` (or
+    ``(B,c_l,c_l)`` for a batch ``(B,H,W,3)``). One compiled program, features and Grams."""
     feats = vgg_features(vgg, x_s, STYLE_LAYERS)
     return {name: gram(feats[name]) for name in STYLE_LAYERS}
 

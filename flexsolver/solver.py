@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flexsolver.network import Solver, iteration, split_solver
 from flexsolver.prox import Prox, as_pytree
@@ -66,7 +67,25 @@ def unroll(params, x_c, styles, prox, style_weights, masks, nonlinearity, return
     return outputs if return_all else x
 
 
-_solve = jax.jit(unroll, static_argnames=("nonlinearity", "return_all"))
+def _unroll_any(params, x_c, styles, prox, style_weights, masks, nonlinearity, return_all, single):
+    """:func:`unroll` for ``(B,H,W,3)``, or for one ``(H,W,3)`` image when ``single``: the batch
+    axis is added and removed inside the compiled program (eagerly, each would compile a program
+    of its own in every new process)."""
+    out = unroll(params, x_c[None] if single else x_c, styles, prox, style_weights, masks, nonlinearity, return_all)
+    if single:
+        return [o[0] for o in out] if return_all else out[0]
+    return out
+
+
+_solve = jax.jit(_unroll_any, static_argnames=("nonlinearity", "return_all", "single"))
+
+
+def _float32(a):
+    """``a`` as float32 for a jitted call: JAX arrays (tracers too) as they are, host values as
+    numpy (``jnp.asarray`` of a host value compiles a small program per shape in every process)."""
+    if isinstance(a, jax.Array):
+        return a if a.dtype == jnp.float32 else a.astype(jnp.float32)
+    return np.asarray(a, np.float32)
 
 
 def solve(
@@ -99,12 +118,11 @@ def solve(
     Returns:
       ``X(N)``, same shape as ``x_c`` (no clipping unless the prox clips).
     """
-    x_c = jnp.asarray(x_c, jnp.float32)
+    x_c = _float32(x_c)
     single = x_c.ndim == 3
-    if single:
-        x_c = x_c[None]
-    if x_c.ndim != 4 or x_c.shape[-1] != 3:
+    if x_c.ndim not in (3, 4) or x_c.shape[-1] != 3:
         raise ValueError(f"x_c must be (H,W,3) or (B,H,W,3), got shape {x_c.shape}")
+    image_shape = x_c.shape[-3:-1]
     params, nonlinearity = split_solver(params, nonlinearity)
     if masks is None:
         if not isinstance(style_grams, Mapping):
@@ -114,10 +132,10 @@ def solve(
         styles = list(style_grams) if not isinstance(style_grams, Mapping) else [style_grams]
         if len(styles) != len(masks):
             raise ValueError(f"{len(styles)} styles but {len(masks)} masks")
-        masks = [jnp.asarray(m, jnp.float32) for m in masks]
+        masks = [_float32(m) for m in masks]
         for m in masks:
-            if m.shape[-2:] != x_c.shape[1:3]:
-                raise ValueError(f"mask of shape {m.shape} does not match the content {x_c.shape[1:3]}")
+            if m.shape[-2:] != image_shape:
+                raise ValueError(f"mask of shape {m.shape} does not match the content {image_shape}")
     for grams in styles:
         missing = [name for name in STYLE_LAYERS if name not in grams]
         if missing:
@@ -126,10 +144,7 @@ def solve(
     unknown = [name for name in weights if name not in STYLE_LAYERS]
     if unknown:
         raise ValueError(f"unknown style layers {unknown}; choose among {STYLE_LAYERS}")
-    weights = {name: jnp.asarray(v, jnp.float32) for name, v in weights.items()}
-    styles = [{name: jnp.asarray(g[name], jnp.float32) for name in STYLE_LAYERS} for g in styles]
+    weights = {name: _float32(v) for name, v in weights.items()}
+    styles = [{name: _float32(g[name]) for name in STYLE_LAYERS} for g in styles]
     prox = None if prox is None else as_pytree(prox)
-    out = _solve(params, x_c, styles, prox, weights, masks, nonlinearity, return_all)
-    if single:
-        return [o[0] for o in out] if return_all else out[0]
-    return out
+    return _solve(params, x_c, styles, prox, weights, masks, nonlinearity, return_all, single)

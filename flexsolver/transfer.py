@@ -22,7 +22,6 @@ import numpy as np
 
 from flexsolver.color import rgb_to_ycbcr, ycbcr_to_rgb
 from flexsolver.losses import mix_grams, style_grams
-from flexsolver.matting import matting_prox
 from flexsolver.prox import clip, compose
 from flexsolver.solver import solve
 from flexsolver.vgg import STYLE_LAYERS, VGG19
@@ -136,7 +135,11 @@ def stylize(
         target = x_c
     grams = [s if isinstance(s, Mapping) else style_grams(vgg, s) for s in styles]
 
-    parts = [matting_prox(target, photo_lam)] if photo_lam is not None else []
+    parts = []
+    if photo_lam is not None:
+        from flexsolver.matting import matting_prox  # its sparse matrices load only for photos
+
+        parts.append(matting_prox(target, photo_lam))
     prox = compose(*parts, clip(0.0, 1.0))
     if masks is not None:
         out = solve(params, target, grams, masks=[jnp.asarray(m, jnp.float32) for m in masks], prox=prox,

@@ -111,12 +111,18 @@ def save_compact(vgg: VGG19, path: str | Path) -> None:
         np.savez(f, **arrays)
 
 
+def _to_device(a) -> jax.Array:
+    """A float32 device array of a host array. ``jax.device_put`` copies; ``jnp.asarray`` of a
+    numpy array would compile a small program per shape, in every new process."""
+    return jax.device_put(np.ascontiguousarray(a, np.float32))
+
+
 def _load_compact(path: Path) -> VGG19:
     try:
         with np.load(path) as z:
-            convs = {name: {k: jnp.asarray(z[f"{name}.{k}"], jnp.float32) for k in ("w", "b")} for name in CONV_NAMES}
+            convs = {name: {k: _to_device(z[f"{name}.{k}"]) for k in ("w", "b")} for name in CONV_NAMES}
             return VGG19(
-                convs=convs, pre_w=jnp.asarray(z["pre_w"], jnp.float32), pre_b=jnp.asarray(z["pre_b"], jnp.float32),
+                convs=convs, pre_w=_to_device(z["pre_w"]), pre_b=_to_device(z["pre_b"]),
                 padding=str(z["padding"]), ceil_pool=bool(z["ceil_pool"]),
             )
     except FileNotFoundError:
@@ -151,12 +157,12 @@ def load_vgg19(path: str | Path | None = None) -> VGG19:
         b = state.get(f"{prefix}{i}.bias")
         if w is None or b is None or w.ndim != 4 or w.shape[1] != c_in or w.shape[2:] != (3, 3):
             raise WeightsError(f"{path}: layer {name} missing or of the wrong shape; {WEIGHTS_HELP}")
-        convs[name] = {"w": jnp.asarray(w.transpose(2, 3, 1, 0)), "b": jnp.asarray(b)}
+        convs[name] = {"w": _to_device(w.transpose(2, 3, 1, 0)), "b": _to_device(b)}
         c_in = w.shape[0]
     return VGG19(
         convs=convs,
-        pre_w=jnp.asarray(pre_w, jnp.float32),
-        pre_b=jnp.asarray(pre_b, jnp.float32),
+        pre_w=_to_device(pre_w),
+        pre_b=_to_device(pre_b),
         padding=padding,
         ceil_pool=ceil_pool,
     )
@@ -208,4 +214,4 @@ def vgg_features(vgg: VGG19, x, layers: Sequence[str] = STYLE_LAYERS + (CONTENT_
     unknown = [name for name in layers if name not in CONV_NAMES]
     if unknown:
         raise ValueError(f"unknown VGG-19 layer(s) {unknown}; choose among {CONV_NAMES}")
-    return _features_jit(vgg, jnp.asarray(x), layers)
+    return _features_jit(vgg, x if hasattr(x, "ndim") else np.asarray(x, np.float32), layers)
