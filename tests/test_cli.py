@@ -216,3 +216,23 @@ def test_shipped_checkpoint_and_example(tmp_path, capsys):
     code, stdout, stderr = run(["stylize", "--example", "-o", str(out), "--max-side", "64"], capsys)
     assert code == 0, stderr
     assert max(Image.open(out).size) == 64 and f"n={config['n']}" in stdout
+
+
+def test_a_second_process_runs_only_cached_programs(files, tmp_path):
+    """The second ``flexsolver stylize`` of a same-sized image compiles nothing: its two programs
+    (the style's Grams, the solver) come from the persistent cache, and no eager operation
+    compiles a program of its own (each costs tens of ms in every new process)."""
+    import os
+
+    env = {**os.environ, "FLEXSOLVER_CACHE_DIR": str(tmp_path / "cache"), "JAX_LOG_COMPILES": "1",
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    command = [sys.executable, "-m", "flexsolver", "stylize", files["content"], files["style"],
+               "-o", str(tmp_path / "out.png"), "--checkpoint", files["ckpt"], "--quiet"]
+    logs = []
+    for _ in range(2):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        logs.append(done.stderr)
+    compiled = [line for line in logs[1].splitlines() if "Compiling " in line]
+    hits = [line for line in logs[1].splitlines() if "Persistent compilation cache hit" in line]
+    assert len(compiled) == 2 and len(hits) == 2, "\n".join(compiled)
