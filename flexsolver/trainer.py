@@ -3,7 +3,8 @@
 A run lives in a workdir: ``config.json``, ``metrics.jsonl`` (training and validation),
 ``samples/step_*.png`` (content | style | X(1) … X(N)), orbax checkpoints
 ``checkpoints/<step>/{params,opt_state,config}`` (the last ``keep``) and ``best/``: the solver of
-the step with the lowest validation LTV so far, exported compact (bfloat16, with that step's
+the step with the lowest validation LTV so far (the parameters, or with ``--ema-decay`` their
+moving average if it scores lower), exported compact (bfloat16, with that step's
 ``val_ltv`` in its config and the run's ``metrics.jsonl``), ready to commit as the snapshot to go
 on from or to ship, even after its full checkpoint has been rotated away. Rerunning with the same workdir resumes from
 the latest checkpoint with the same data order and randomness, so an interrupted run ends
