@@ -22,6 +22,7 @@ EVAL_EVERY=${EVAL_EVERY:-500}
 STYLE_DATA=${STYLE_DATA-folder:$CARRY/data/styles}
 PYTHON=${PYTHON:-python3}
 WORK=${WORK:-$(mktemp -d)/run}
+EXTRA=${EXTRA:-}  # more experiments.train flags, e.g. EXTRA="--pair-loss-cap 3"
 
 export FLEXSOLVER_VGG=$CARRY/vgg19.npz FLEXSOLVER_CACHE_DIR=off PYTHONUNBUFFERED=1
 [ -f "$FLEXSOLVER_VGG" ] || { echo "error: $FLEXSOLVER_VGG missing; run python -m experiments.device_prepare here and carry $CARRY" >&2; exit 2; }
@@ -36,7 +37,7 @@ set +e
 "$PYTHON" -m experiments.train --n "$N" --l "$L" --size "$SIZE" --batch "$BATCH" --lr "$LR" \
   --data "folder:$CARRY/data/train" ${STYLE_DATA:+--style-data "$STYLE_DATA"} --crop-min 0.5 \
   --steps 1000000 --save-every 1000000 --eval-every "$EVAL_EVERY" --log-every "${LOG_EVERY:-20}" \
-  --init-from "$INIT" --workdir "$WORK" --minutes "$MINUTES" --no-progress 2>&1 | tee "$OUT/train.log"
+  --init-from "$INIT" --workdir "$WORK" --minutes "$MINUTES" --no-progress $EXTRA 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || { echo "error: training exited with $status (see train.log)" >&2; }
