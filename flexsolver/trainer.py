@@ -53,7 +53,7 @@ class Run:
         self.optimizer = make_optimizer(config.lr, config.clip_grad_norm, *schedule, config.ema_decay)
         self.step_fn = make_train_step(
             config.lr, config.clip_grad_norm, config.model.nonlinearity, None, *schedule,
-            pair_loss_cap=config.pair_loss_cap, ema_decay=config.ema_decay,
+            pair_loss_cap=config.pair_loss_cap, ema_decay=config.ema_decay, last_only=config.loss_iterates == "last",
         )
         self.manager = ocp.CheckpointManager(
             (workdir / CHECKPOINTS).absolute(),

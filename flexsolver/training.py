@@ -97,10 +97,12 @@ def betas_to_weights(betas: jax.Array) -> dict[str, jax.Array]:
 
 
 def loss_fn(
-    params, vgg: VGG19, batch: dict, nonlinearity: str, pair_loss_cap: float = 0.0
+    params, vgg: VGG19, batch: dict, nonlinearity: str, pair_loss_cap: float = 0.0, last_only: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """``mean_b w_b Σ_t LTV_b(X(t))`` for one (per-device) batch, and the per-iteration means
-    ``(N,)`` of the unweighted ``LTV``.
+    ``(N,)`` of the unweighted ``LTV``; with ``last_only``, ``mean_b w_b LTV_b(X(N))`` and its
+    mean ``(1,)``: the output alone is scored (the paper scores every iterate), which takes one
+    VGG pass per pair instead of ``N``.
 
     ``batch``: ``x_c``, ``x_s`` ``(B,S,S,3)`` and ``betas`` ``(B,5)``. ``w_b = 1`` (the paper's)
     unless ``pair_loss_cap > 0``: then ``w_b = min(1, cap / LTV_b(X_c))``, so a pair whose content
@@ -114,7 +116,8 @@ def loss_fn(
     layers = LOSS_LAYERS if pair_loss_cap > 0 else (CONTENT_LAYER,)
     content_features = vgg_features(vgg, x_c, layers)
     outputs = unroll(params, x_c, [grams], None, weights, None, nonlinearity, True)
-    per_tb = batched_ltv(vgg, outputs, x_c, grams, weights, {CONTENT_LAYER: content_features[CONTENT_LAYER]})
+    scored = outputs[-1:] if last_only else outputs
+    per_tb = batched_ltv(vgg, scored, x_c, grams, weights, {CONTENT_LAYER: content_features[CONTENT_LAYER]})
     per_t = per_tb.mean(axis=1)
     if pair_loss_cap <= 0:
         return per_t.sum(), per_t
@@ -137,10 +140,10 @@ def batched_ltv(vgg, outputs, x_c, grams, weights, content_features) -> jax.Arra
     return losses.reshape(t, -1)
 
 
-def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity, pair_loss_cap=0.0):
+def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity, pair_loss_cap=0.0, last_only=False):
     """One Adam step on a per-device batch; call through :func:`make_train_step`."""
     (loss, per_t), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, vgg, batch, nonlinearity, pair_loss_cap
+        params, vgg, batch, nonlinearity, pair_loss_cap, last_only
     )
     grads = jax.lax.pmean(grads, AXIS)
     loss, per_t = jax.lax.pmean((loss, per_t), AXIS)
@@ -153,14 +156,15 @@ def train_step(params, opt_state, vgg, batch, *, optimizer, nonlinearity, pair_l
 def make_train_step(
     lr: float, clip_grad_norm: float, nonlinearity: str, devices: tuple | None = None,
     schedule: str = "constant", warmup: int = 0, steps: int = 1, *,
-    pair_loss_cap: float = 0.0, ema_decay: float = 0.0,
+    pair_loss_cap: float = 0.0, ema_decay: float = 0.0, last_only: bool = False,
 ):
     """The pmapped step: ``(params, opt_state)`` replicated, ``vgg`` broadcast, batch sharded.
 
     Cached, so runs with the same optimiser settings share one compiled program.
     """
     optimizer = make_optimizer(lr, clip_grad_norm, schedule, warmup, steps, ema_decay)
-    step = partial(train_step, optimizer=optimizer, nonlinearity=nonlinearity, pair_loss_cap=pair_loss_cap)
+    step = partial(train_step, optimizer=optimizer, nonlinearity=nonlinearity, pair_loss_cap=pair_loss_cap,
+                   last_only=last_only)
     return jax.pmap(
         step, axis_name=AXIS, in_axes=(0, 0, None, 0), donate_argnums=(0, 1),
         devices=list(devices) if devices else None,

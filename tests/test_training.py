@@ -196,3 +196,15 @@ def test_a_run_with_averaged_parameters_validates_and_exports_the_better(folder,
     straight = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     # the average is optimiser state: resumed, it goes on exactly as in the uninterrupted run
     assert [r.get("val_ltv_ema") for r in straight] == [r.get("val_ltv_ema") for r in records]
+
+
+def test_the_loss_on_the_last_iterate_only(vgg):
+    params = fs.init_params(jax.random.PRNGKey(2), n=2, l=8)
+    batch = fixed_batch()
+    total, per_t = jax.jit(loss_fn, static_argnums=(3, 4, 5))(params, vgg, batch, "heaviside", 0.0, True)
+    grams = fs.style_grams(vgg, batch["x_s"])
+    weights = {k: batch["betas"][:, i] for i, k in enumerate(fs.STYLE_LAYERS)}
+    out = fs.solve(params, batch["x_c"], grams, style_weights=weights)
+    expected = float(np.mean(fs.ltv(vgg, out, batch["x_c"], grams, weights)))
+    np.testing.assert_allclose(total, expected, rtol=1e-4)
+    assert per_t.shape == (1,)
