@@ -26,7 +26,6 @@ enable_compilation_cache()
 # sparse matrices, Gatys' optimiser or the video tools cost nothing until used.
 _PUBLIC = {
     "flexsolver.checkpoint": ("CheckpointError", "load_checkpoint"),
-    "flexsolver.gatys": ("gatys",),
     "flexsolver.matting": ("matting_laplacian", "matting_prox"),
     "flexsolver.losses": ("alpha", "content_loss", "gram", "ltv", "mix_grams", "style_grams", "style_loss", "tv"),
     "flexsolver.network": ("init_params", "param_count"),
@@ -38,6 +37,10 @@ _PUBLIC = {
     "flexsolver.vgg": ("CONTENT_LAYER", "STYLE_LAYERS", "VGG19", "WeightsError", "load_vgg19", "vgg_features"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+# ``gatys`` is also the name of its module: importing ``flexsolver.gatys`` anywhere would set the
+# package attribute to the module, so the function is bound here, at import, as before.
+from flexsolver.gatys import gatys  # noqa: E402
 
 
 def __getattr__(name: str):
