@@ -23,7 +23,7 @@ enable_compilation_cache()
 
 # The public names, by the module that defines them. They are imported on first use (PEP 562),
 # so ``import flexsolver`` and the command line load only what they touch: the photo prox's
-# sparse matrices, Gatys' optimiser or the video tools cost nothing until used.
+# sparse matrices, the video tools or super-resolution cost nothing until used.
 _PUBLIC = {
     "flexsolver.checkpoint": ("CheckpointError", "load_checkpoint"),
     "flexsolver.matting": ("matting_laplacian", "matting_prox"),
