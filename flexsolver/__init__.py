@@ -50,8 +50,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_WHERE[name]), name)
         globals()[name] = value  # later look-ups skip this function
         return value
-    if name in ("images",):
-        return importlib.import_module(f"flexsolver.{name}")
+    if name == "images":
+        return importlib.import_module("flexsolver.images")
     raise AttributeError(f"module 'flexsolver' has no attribute {name!r}")
 
 

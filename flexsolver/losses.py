@@ -141,8 +141,21 @@ def ltv(
     feats = vgg_features(vgg, x, LOSS_LAYERS)
     if content_features is None:
         content_features = vgg_features(vgg, x_c, (CONTENT_LAYER,))
+    return ltv_of_features(feats, x, content_features, grams, style_weights, masks)
+
+
+def ltv_of_features(
+    features: Mapping[str, jax.Array],
+    x,
+    content_features: Mapping[str, jax.Array],
+    grams: Grams | Sequence[Grams],
+    style_weights: Mapping[str, jax.Array] | None = None,
+    masks: Sequence[jax.Array] | None = None,
+):
+    """:func:`ltv` from the VGG ``features`` of ``x`` (at :data:`LOSS_LAYERS`) and ``x`` itself,
+    already clipped to [0,1]: for callers that computed the features anyway."""
     return (
-        content_loss(feats, content_features)
-        + style_loss(feats, grams, style_weights, masks)
+        content_loss(features, content_features)
+        + style_loss(features, grams, style_weights, masks)
         + TV_WEIGHT * tv(x)
     )

@@ -220,7 +220,7 @@ def train(config: TrainConfig, workdir: Path, progress: bool = True, minutes: fl
                     run.save(step, params, opt_state)
                 if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
                     current = unreplicate(params)
-                    averaged = ema_params(unreplicate(opt_state)) if config.ema_decay else None
+                    averaged = unreplicate(ema_params(opt_state)) if config.ema_decay else None  # not Adam's moments
                     record = run.validation(step, current, val_pairs, averaged)
                     last["val_ltv"] = record["val_ltv"]
                     candidates = [(last["val_ltv"], current, False)]

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from flexsolver.config import SCHEDULES
-from flexsolver.losses import LOSS_LAYERS, TV_WEIGHT, ltv, style_grams, style_loss, tv
+from flexsolver.losses import LOSS_LAYERS, ltv, ltv_of_features, style_grams
 from flexsolver.solver import unroll
 from flexsolver.vgg import CONTENT_LAYER, STYLE_LAYERS, VGG19, vgg_features
 
@@ -60,19 +60,14 @@ def params_ema(decay: float) -> optax.GradientTransformation:
         if params is None:
             raise ValueError("params_ema needs the parameters: call optimizer.update(grads, state, params)")
         new = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, new)
-        return updates, ParamsEmaState(ema=ema)
+        return updates, ParamsEmaState(ema=optax.incremental_update(new, state.ema, 1.0 - decay))
 
     return optax.GradientTransformation(init, update)
 
 
 def ema_params(opt_state) -> Any | None:
     """The averaged parameters held by a :func:`params_ema` in ``opt_state`` (``None`` if none)."""
-    states = opt_state if isinstance(opt_state, tuple) and not isinstance(opt_state, ParamsEmaState) else (opt_state,)
-    for state in states:
-        if isinstance(state, ParamsEmaState):
-            return state.ema
-    return None
+    return optax.tree_utils.tree_get(opt_state, "ema")
 
 
 def make_optimizer(
@@ -83,11 +78,12 @@ def make_optimizer(
     ``clip_grad_norm > 0``, and followed by :func:`params_ema` when ``ema_decay > 0``. The
     schedule's position is Adam's step count, kept in its state, so a resumed run continues the
     schedule where it stopped."""
-    parts = [optax.adam(learning_rate(lr, schedule, warmup, steps))]
-    if clip_grad_norm > 0:
-        parts.insert(0, optax.clip_by_global_norm(clip_grad_norm))
-    if ema_decay > 0:
-        parts.append(params_ema(ema_decay))
+    parts = [
+        *([optax.clip_by_global_norm(clip_grad_norm)] if clip_grad_norm > 0 else []),
+        optax.adam(learning_rate(lr, schedule, warmup, steps)),
+        *([params_ema(ema_decay)] if ema_decay > 0 else []),
+    ]
+    # Adam alone stays unchained, so the optimiser state of older runs still restores.
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
@@ -121,8 +117,8 @@ def loss_fn(
     per_t = per_tb.mean(axis=1)
     if pair_loss_cap <= 0:
         return per_t.sum(), per_t
-    # LTV of the content itself: its content term is 0, its features are already computed.
-    content_ltv = style_loss(content_features, grams, weights) + TV_WEIGHT * tv(jnp.clip(x_c, 0.0, 1.0))
+    # LTV of the content itself, from the features computed above (its content term is 0).
+    content_ltv = ltv_of_features(content_features, jnp.clip(x_c, 0.0, 1.0), content_features, grams, weights)
     pair_weights = jax.lax.stop_gradient(jnp.minimum(1.0, pair_loss_cap / content_ltv))
     return (per_tb.sum(axis=0) * pair_weights).mean(), per_t
 
