@@ -27,6 +27,7 @@ does not, as for any ``custom_vjp``. ``docs/DESIGN.md`` has the measurements beh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import jax
@@ -38,6 +39,7 @@ THIN = 8  # below this many output channels the CPU weight gradient uses XLA's o
 WINOGRAD_MIN = 16  # channels (input and output) from which CPU convolutions use Winograd
 WINOGRAD_MIN_TILES = 256  # ... on at least this many 2×2 output tiles (B·⌈H/2⌉·⌈W/2⌉)
 WINOGRAD_MIN_FORWARD = 256  # input channels from which Winograd also wins without gradients
+THIN_PRODUCT_MIN = 64  # input channels from which a thin output uses products, then shifted sums
 
 
 def _check(x: jax.Array, w: jax.Array, padding: str) -> None:
@@ -193,8 +195,61 @@ def _winograd_bwd(padding, vjp, dy):
 _conv3x3_cpu_winograd.defvjp(_winograd_fwd, _winograd_bwd)
 
 
+def _tap_matrix(w: jax.Array) -> jax.Array:
+    """``(3,3,C_in,C_out)`` → ``(C_in, 9·C_out)``: the nine taps side by side, tap ``3i + j`` at
+    columns ``[(3i + j)·C_out, (3i + j + 1)·C_out)``."""
+    return w.transpose(2, 0, 1, 3).reshape(w.shape[2], 9 * w.shape[3])
+
+
+def _thin_pays(c_in: int, c_out: int) -> bool:
+    """Whether the "products, then shifted sums" form is the faster CPU lowering (DESIGN.md)."""
+    return c_out < THIN and c_in >= THIN_PRODUCT_MIN
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _thin_sum(xs: tuple, ws: tuple, padding: str) -> jax.Array:
+    """``Σ_k conv3x3(x_k, w_k)`` for a thin output: one ``(BHW × C_k)·(C_k × 9·C_out)`` product per
+    input gives every tap's contribution ``z``; padding ``z`` equals convolving the padded input
+    (a 1×1 product commutes with reflection and zero padding); the output is the sum of the nine
+    shifted ``C_out``-channel slices of the padded ``z``. No 9×-wide patches, no concatenation."""
+    b, h, wd, _ = xs[0].shape
+    c_out = ws[0].shape[-1]
+    z = sum(x.reshape(-1, x.shape[-1]) @ _tap_matrix(w) for x, w in zip(xs, ws))
+    zp = _pad1(z.reshape(b, h, wd, 9 * c_out), padding)
+    return sum(
+        zp[:, i : i + h, j : j + wd, (3 * i + j) * c_out : (3 * i + j + 1) * c_out] for i in range(3) for j in range(3)
+    )
+
+
+def _thin_fwd(xs, ws, padding):
+    return _thin_sum(xs, ws, padding), (xs, ws)
+
+
+def _thin_bwd(padding, residuals, dy):
+    xs, ws = residuals
+    b, h, wd, c_out = dy.shape
+    # Each tap's cotangent is dy shifted into the padded frame; the padding's adjoint folds the
+    # border back, giving dz (BHW × 9·C_out); then dx_k = dz W_kᵀ and dW_k = x_kᵀ dz.
+    dzp = jnp.concatenate([jnp.pad(dy, ((0, 0), (i, 2 - i), (j, 2 - j), (0, 0))) for i in range(3) for j in range(3)], -1)
+    _, pad_vjp = jax.vjp(lambda z: _pad1(z, padding), jnp.zeros((b, h, wd, 9 * c_out), dy.dtype))
+    (dz,) = pad_vjp(dzp)
+    dz = dz.reshape(-1, 9 * c_out)
+    dxs = tuple((dz @ _tap_matrix(w).T).reshape(x.shape).astype(x.dtype) for x, w in zip(xs, ws))
+    dws = tuple(
+        (x.reshape(-1, x.shape[-1]).T @ dz).reshape(w.shape[2], 3, 3, c_out).transpose(1, 2, 0, 3).astype(w.dtype)
+        for x, w in zip(xs, ws)
+    )
+    return dxs, dws
+
+
+_thin_sum.defvjp(_thin_fwd, _thin_bwd)
+
+
 def _cpu(x: jax.Array, w: jax.Array, padding: str) -> jax.Array:
-    """The CPU lowering: Winograd (with its gradients) where it pays, else SAME-then-crop."""
+    """The CPU lowering: Winograd (with its gradients) where it pays, products-then-shifted-sums
+    for a thin output from many channels, else SAME-then-crop."""
+    if _thin_pays(x.shape[-1], w.shape[-1]):
+        return _thin_sum((x,), (w,), padding)
     if _winograd_pays(x, w, forward_only=False):
         return _conv3x3_cpu_winograd(x, w, padding)
     return _conv3x3_cpu(x, w, padding)
@@ -218,3 +273,34 @@ def conv3x3(x: jax.Array, w: jax.Array, b: jax.Array | None = None, padding: str
         default=lambda x, w: conv3x3_reference(x, w, padding),
     )
     return y if b is None else y + b
+
+
+def conv3x3_sum(xs: Sequence[jax.Array], ws: Sequence[jax.Array], padding: str = "reflect") -> jax.Array:
+    """``Σ_k conv3x3(x_k, w_k)`` (no bias): several inputs convolved into one output.
+
+    Args:
+      xs: inputs ``(B,H,W,C_k)``, all of the same ``B,H,W``.
+      ws: kernels ``(3,3,C_k,C_out)``, one per input.
+      padding: as :func:`conv3x3`.
+    Returns:
+      ``(B,H,W,C_out)``: the same as one :func:`conv3x3` of the inputs concatenated along channels
+      with the kernels stacked, which is how GPU/TPU compute it; on CPU a thin output from many
+      channels in all (the solver's last convolution, to RGB) skips the concatenation.
+    """
+    xs, ws = tuple(xs), tuple(ws)
+    if not xs or len(xs) != len(ws):
+        raise ValueError(f"conv3x3_sum needs as many kernels as inputs (at least one), got {len(xs)} and {len(ws)}")
+    for x, w in zip(xs, ws):
+        _check(x, w, padding)
+    if len({x.shape[:3] for x in xs}) > 1 or len({w.shape[3] for w in ws}) > 1:
+        raise ValueError("conv3x3_sum needs inputs of one (B,H,W) and kernels of one C_out")
+    if len(xs) == 1:
+        return conv3x3(xs[0], ws[0], padding=padding)
+    concatenated = lambda *a: conv3x3(jnp.concatenate(a[: len(xs)], -1), jnp.concatenate(a[len(xs) :], 2), padding=padding)  # noqa: E731
+    if not _thin_pays(sum(x.shape[-1] for x in xs), ws[0].shape[-1]):
+        return concatenated(*xs, *ws)
+    return jax.lax.platform_dependent(
+        *xs, *ws,
+        cpu=lambda *a: _thin_sum(a[: len(xs)], a[len(xs) :], padding),
+        default=concatenated,
+    )

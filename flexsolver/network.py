@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from flexsolver.losses import alpha, resize_mask
-from flexsolver.conv import conv3x3
+from flexsolver.conv import conv3x3, conv3x3_sum
 from flexsolver.vgg import STYLE_LAYERS, max_pool2
 
 VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -200,8 +200,8 @@ def iteration(
         h = jax.nn.relu(a)
     # 2. style filters, 3. backward maps, 4. weighted sum. Every map ends with a conv to the 3
     # image channels at full resolution; as that conv is linear, β_k · conv_k(B_k) summed over k
-    # is one conv of the concatenated β_k · B_k with the stacked kernels (the same sums, computed
-    # as one wide convolution instead of five thin ones).
+    # is one convolution of all the β_k · B_k (conv3x3_sum: one wide convolution instead of five
+    # thin ones).
     kernels = style_filters(params_t, styles)
     gate = (lambda b, a: b * heaviside(a)) if nonlinearity == "heaviside" else (lambda b, a: jax.nn.relu(b))
     last_inputs, last_kernels = [], []
@@ -226,4 +226,4 @@ def iteration(
         last_kernels.append(params_t["backward"][k][0])
     if not last_inputs:
         return jnp.zeros_like(x)
-    return conv3x3(jnp.concatenate(last_inputs, axis=-1), jnp.concatenate(last_kernels, axis=2))
+    return conv3x3_sum(last_inputs, last_kernels)

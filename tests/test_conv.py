@@ -6,7 +6,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flexsolver.conv import THIN, WINOGRAD_MIN, WINOGRAD_MIN_FORWARD, WINOGRAD_MIN_TILES, conv3x3, conv3x3_reference, conv3x3_winograd
+from flexsolver.conv import (
+    THIN,
+    THIN_PRODUCT_MIN,
+    WINOGRAD_MIN,
+    WINOGRAD_MIN_FORWARD,
+    WINOGRAD_MIN_TILES,
+    conv3x3,
+    conv3x3_reference,
+    conv3x3_sum,
+    conv3x3_winograd,
+)
 
 # (B, H, W, C_in, C_out): odd and even sizes, 2-pixel sides (the smallest reflection allows), a
 # thin output (XLA's weight gradient) and a wide one (the per-tap products).
@@ -15,7 +25,9 @@ DIRECT = [(2, 7, 9, 3, 5), (1, 2, 3, 4, 1), (3, 16, 11, 6, THIN + 3), (1, 13, 13
 # gradients too (C_in ≥ WINOGRAD_MIN_FORWARD on 4·WINOGRAD_MIN_TILES tiles).
 WINOGRAD = [(2, 23, 25, WINOGRAD_MIN, WINOGRAD_MIN + 1), (1, 63, 64, WINOGRAD_MIN_FORWARD, WINOGRAD_MIN)]
 assert 2 * 12 * 13 >= WINOGRAD_MIN_TILES and 32 * 32 >= 4 * WINOGRAD_MIN_TILES
-SHAPES = DIRECT + WINOGRAD
+# A thin output from many channels: products, then the sum of nine shifted slices.
+PRODUCT = [(2, 9, 7, THIN_PRODUCT_MIN, 3)]
+SHAPES = DIRECT + WINOGRAD + PRODUCT
 
 
 def _data(shape, seed=0):
@@ -86,7 +98,29 @@ def test_winograd_on_its_own(padding):
             np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * float(jnp.abs(b).max()))
 
 
-@pytest.mark.parametrize("shape", [(1, 5, 6, 2, 9), WINOGRAD[0]])
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+@pytest.mark.parametrize("widths", [(32, 40, 8), (5, 7)])
+def test_sum_of_convolutions(widths, padding):
+    """``conv3x3_sum`` equals XLA's conv of the concatenated inputs, values and gradients: a thin
+    output from many channels in all (products, then shifted sums, no concatenation) and from few
+    (the concatenated convolution)."""
+    rng = np.random.default_rng(3)
+    xs = [jnp.asarray(rng.standard_normal((2, 11, 6, c)), jnp.float32) for c in widths]
+    ws = [jnp.asarray(rng.standard_normal((3, 3, c, 3)), jnp.float32) for c in widths]
+    cot = jnp.asarray(rng.standard_normal((2, 11, 6, 3)), jnp.float32)
+    ref = lambda xs, ws: conv3x3_reference(jnp.concatenate(xs, -1), jnp.concatenate(ws, 2), padding)  # noqa: E731
+    ours = jax.jit(lambda xs, ws: jax.vjp(lambda *a: conv3x3_sum(*a, padding=padding), xs, ws))
+    y, pull = ours(xs, ws)
+    y_ref, pull_ref = jax.vjp(ref, xs, ws)
+    for a, b in zip(jax.tree.leaves((y, pull(cot))), jax.tree.leaves((y_ref, pull_ref(cot)))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * float(jnp.abs(b).max()))
+    with pytest.raises(ValueError, match="as many kernels"):
+        conv3x3_sum(xs, ws[:1])
+    with pytest.raises(ValueError, match="one \\(B,H,W\\)"):
+        conv3x3_sum([xs[0], xs[1][:, :5]], ws[:2])
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 6, 2, 9), WINOGRAD[0], PRODUCT[0]])
 def test_second_order_and_bad_input(shape):
     x, k, _, _ = _data(shape)
     # A Hessian-vector product, reverse over reverse, goes through the custom VJPs' own derivatives.
