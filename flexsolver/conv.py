@@ -1,7 +1,7 @@
 """The 3×3 convolution every network here is made of (VGG-19, the solver, AdaIN's decoder).
 
 ``conv3x3(x, w, b, padding)``: stride 1, output the size of the input, reflection or zero
-padding, NHWC activations and HWIO kernels.
+padding, NHWC activations and HWIO kernels; ``conv3x3_sum(xs, ws, padding)``: ``Σ_k conv3x3(x_k, w_k)``.
 
 Lowerings that compute the same function are chosen per platform when the program is lowered
 (``lax.platform_dependent``), so one jitted function stays portable:
@@ -19,6 +19,10 @@ Lowerings that compute the same function are chosen per platform when the progra
   matrix products on transformed 4×4 tiles. Under differentiation its gradients (JAX's own, on
   the same tiles) replace the direct ones; undifferentiated, it is used only where its forward
   pass alone wins (wide inputs), through a custom VJP that picks the forward per case.
+* **CPU, thin output** (fewer than :data:`THIN` output channels from at least
+  :data:`THIN_PRODUCT_MIN` input channels; :func:`conv3x3_sum` for several inputs, as in the
+  solver's last convolution to RGB): 1×1 products giving every tap's contribution, padded, then
+  the sum of the nine shifted slices, with its own custom VJP; no concatenation of the inputs.
 * **GPU/TPU** (and anything else): ``lax.conv_general_dilated`` with its own autodiff.
 
 Reverse mode (``grad``, ``vjp``, also nested) works on every platform; forward mode (``jvp``)
