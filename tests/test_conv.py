@@ -1,5 +1,5 @@
-"""``conv3x3`` (the CPU lowerings: SAME-then-crop with its custom VJP, and Winograd) against
-PyTorch's conv2d and XLA's own conv."""
+"""``conv3x3`` (the CPU lowerings: SAME-then-crop with its custom VJP, Winograd, and products then
+shifted sums for a thin output) and ``conv3x3_sum`` against PyTorch's conv2d and XLA's own conv."""
 
 import jax
 import jax.numpy as jnp
