@@ -58,6 +58,14 @@ def _pad1(x: jax.Array, padding: str) -> jax.Array:
     return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
 
 
+def _pad1_adjoint(dp: jax.Array, padding: str) -> jax.Array:
+    """The adjoint of :func:`_pad1`: a cotangent ``(B,H+2,W+2,C)`` folded back to ``(B,H,W,C)``."""
+    b, hp, wp, c = dp.shape
+    unpadded = jax.ShapeDtypeStruct((b, hp - 2, wp - 2, c), dp.dtype)
+    (d,) = jax.linear_transpose(lambda a: _pad1(a, padding), unpadded)(dp)
+    return d
+
+
 def _conv_same(x: jax.Array, w: jax.Array) -> jax.Array:
     return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
 
@@ -89,9 +97,7 @@ def _cpu_bwd(padding, residuals, dy):
     else:
         # Gradient with respect to the padded input (a "full" correlation, written as SAME on a
         # zero-padded cotangent), then the adjoint of the reflection padding.
-        dxp = _conv_same(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), w_t)
-        _, pad_vjp = jax.vjp(lambda a: _pad1(a, padding), x)
-        (dx,) = pad_vjp(dxp)
+        dx = _pad1_adjoint(_conv_same(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), w_t), padding)
     xp = _pad1(x, padding)
     if dy.shape[-1] < THIN:
         # A thin output (the solver's last convs, to 3 channels): XLA's own weight gradient of
@@ -231,13 +237,11 @@ def _thin_fwd(xs, ws, padding):
 
 def _thin_bwd(padding, residuals, dy):
     xs, ws = residuals
-    b, h, wd, c_out = dy.shape
+    c_out = dy.shape[-1]
     # Each tap's cotangent is dy shifted into the padded frame; the padding's adjoint folds the
     # border back, giving dz (BHW × 9·C_out); then dx_k = dz W_kᵀ and dW_k = x_kᵀ dz.
     dzp = jnp.concatenate([jnp.pad(dy, ((0, 0), (i, 2 - i), (j, 2 - j), (0, 0))) for i in range(3) for j in range(3)], -1)
-    _, pad_vjp = jax.vjp(lambda z: _pad1(z, padding), jnp.zeros((b, h, wd, 9 * c_out), dy.dtype))
-    (dz,) = pad_vjp(dzp)
-    dz = dz.reshape(-1, 9 * c_out)
+    dz = _pad1_adjoint(dzp, padding).reshape(-1, 9 * c_out)
     dxs = tuple((dz @ _tap_matrix(w).T).reshape(x.shape).astype(x.dtype) for x, w in zip(xs, ws))
     dws = tuple(
         (x.reshape(-1, x.shape[-1]).T @ dz).reshape(w.shape[2], 3, 3, c_out).transpose(1, 2, 0, 3).astype(w.dtype)
