@@ -302,8 +302,6 @@ def conv3x3_sum(xs: Sequence[jax.Array], ws: Sequence[jax.Array], padding: str =
         _check(x, w, padding)
     if len({x.shape[:3] for x in xs}) > 1 or len({w.shape[3] for w in ws}) > 1:
         raise ValueError("conv3x3_sum needs inputs of one (B,H,W) and kernels of one C_out")
-    if len(xs) == 1:
-        return conv3x3(xs[0], ws[0], padding=padding)
     concatenated = lambda *a: conv3x3(jnp.concatenate(a[: len(xs)], -1), jnp.concatenate(a[len(xs) :], 2), padding=padding)  # noqa: E731
     if not _thin_pays(sum(x.shape[-1] for x in xs), ws[0].shape[-1]):
         return concatenated(*xs, *ws)
