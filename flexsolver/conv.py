@@ -92,12 +92,14 @@ def _cpu_bwd(padding, residuals, dy):
     x, w = residuals
     _, h, wd, _ = x.shape
     w_t = jnp.flip(w, (0, 1)).swapaxes(2, 3)  # (3,3,C_out,C_in): the adjoint's kernel
+    # A thin input (VGG's RGB conv1_1) has a thin adjoint: products, then shifted sums.
+    same = (lambda a: _thin_sum((a,), (w_t,), "zero")) if _thin_pays(*w_t.shape[2:]) else (lambda a: _conv_same(a, w_t))  # noqa: E731
     if padding == "zero":
-        dx = _conv_same(dy, w_t)
+        dx = same(dy)
     else:
         # Gradient with respect to the padded input (a "full" correlation, written as SAME on a
         # zero-padded cotangent), then the adjoint of the reflection padding.
-        dx = _pad1_adjoint(_conv_same(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), w_t), padding)
+        dx = _pad1_adjoint(same(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0)))), padding)
     xp = _pad1(x, padding)
     if dy.shape[-1] < THIN:
         # A thin output (the solver's last convs, to 3 channels): XLA's own weight gradient of
@@ -122,6 +124,7 @@ _conv3x3_cpu.defvjp(_cpu_fwd, _cpu_bwd)
 # become 16 per 4 pixels: 2.25× fewer. The ⊙ over channels is 16 matrix products, one per
 # position of the 4×4 transformed tile.
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+_AT = ((1.0, 1.0, 1.0, 0.0), (0.0, 1.0, -1.0, -1.0))
 
 
 def winograd_kernel(w: jax.Array) -> jax.Array:
@@ -135,34 +138,91 @@ def _input_transform(d0, d1, d2, d3):
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
-def _output_transform(m0, m1, m2, m3):
-    """One axis of ``A^T m A``, ``A^T = [[1,1,1,0],[0,1,-1,-1]]``."""
-    return m0 + m1 + m2, m1 - m2 - m3
+def _winograd_tiles(xp: jax.Array) -> tuple[jax.Array, int, int]:
+    """A padded ``(B,H+2,W+2,C)`` input, zero-extended to whole tiles and viewed as
+    ``(B, th+1, 2, tw+1, 2, C)``: tile row ``i`` of tile ``t`` is input row ``2t + i``."""
+    b, hp, wp, c = xp.shape
+    th, tw = (hp - 1) // 2, (wp - 1) // 2  # tiles; odd sizes get one zero row/column, cropped
+    xp = jnp.pad(xp, ((0, 0), (0, 2 * th + 2 - hp), (0, 2 * tw + 2 - wp), (0, 0)))
+    return xp.reshape(b, th + 1, 2, tw + 1, 2, c), th, tw
 
 
+def _winograd_inputs(r: jax.Array, th: int, tw: int) -> list[list[jax.Array]]:
+    """``B^T d B`` of every 4×4 tile: ``v[a][e]`` ``(B·th·tw, C)``, one per transformed position."""
+    c = r.shape[-1]
+    rows = _input_transform(r[:, :th, 0], r[:, :th, 1], r[:, 1:, 0], r[:, 1:, 1])
+    return [
+        [v.reshape(-1, c) for v in _input_transform(row[:, :, :tw, 0], row[:, :, :tw, 1], row[:, :, 1:, 0], row[:, :, 1:, 1])]
+        for row in rows
+    ]
+
+
+def _output_matrix(dtype) -> jax.Array:
+    """``A^T ⊗ A^T`` as a ``(4, 16)`` matrix: output pixel ``(i, j)`` of a tile from its 16 products."""
+    at = jnp.asarray(_AT, dtype)
+    return jnp.einsum("ia,je->ijae", at, at).reshape(4, 16)
+
+
+@jax.custom_vjp
 def _winograd_padded(xp: jax.Array, w: jax.Array) -> jax.Array:
     """VALID 3×3 correlation of a padded ``(B,H+2,W+2,C_in)`` input, by Winograd F(2×2,3×3).
 
-    Written in plain JAX ops, so JAX's autodiff gives its gradients, which are Winograd too
-    (the weight gradient is 16 products ``V_p^T dM_p`` on tiles instead of 9 on pixels).
+    The 16 per-position products ``M_p = V_p U_p``, then the output transform as one product with
+    ``A^T ⊗ A^T`` (so that XLA materialises its input once, instead of recomputing the producer in
+    each of 16 consumers). Its VJP (:func:`_winograd_bwd_padded`) is Winograd too.
     """
+    b, hp, wp, _ = xp.shape
+    r, th, tw = _winograd_tiles(xp)
+    u = winograd_kernel(w)
+    v = _winograd_inputs(r, th, tw)
+    # One 2-D product per position: XLA's CPU runs these faster than one batched product.
+    m = jnp.stack([v[a][e] @ u[a, e] for a in range(4) for e in range(4)])
+    c_out = u.shape[-1]
+    y4 = (_output_matrix(xp.dtype) @ m.reshape(16, -1)).reshape(2, 2, b, th, tw, c_out)
+    return y4.transpose(2, 3, 0, 4, 1, 5).reshape(b, 2 * th, 2 * tw, c_out)[:, : hp - 2, : wp - 2]
+
+
+def _winograd_fwd_padded(xp, w):
+    return _winograd_padded(xp, w), (xp, w)
+
+
+def _input_transform_adjoint(dv0, dv1, dv2, dv3):
+    """The adjoint of :func:`_input_transform` (``B`` instead of ``B^T``)."""
+    return dv0, dv1 - dv2 + dv3, dv1 + dv2 - dv0, -dv3
+
+
+def _winograd_bwd_padded(residuals, dy):
+    """``dU_p = V_pᵀ dM_p`` then ``dW = Gᵀ dU G``; ``dV_p = dM_p U_pᵀ``, then the input transform's
+    adjoint, assembled as the four parity planes of the padded input (each pixel of a parity plane
+    gets one value from each of the ≤ 4 tiles covering it), not as 16 zero-padded full-size maps."""
+    xp, w = residuals
     b, hp, wp, c = xp.shape
-    h, wd = hp - 2, wp - 2
-    th, tw = (h + 1) // 2, (wd + 1) // 2  # tiles; odd sizes get one zero row/column, cropped
-    xp = jnp.pad(xp, ((0, 0), (0, 2 * th + 2 - hp), (0, 2 * tw + 2 - wp), (0, 0)))
+    r, th, tw = _winograd_tiles(xp)
     u = winograd_kernel(w)
     c_out = u.shape[-1]
-    r = xp.reshape(b, th + 1, 2, tw + 1, 2, c)  # tile row i of tile t is input row 2t + i
-    rows = _input_transform(r[:, :th, 0], r[:, :th, 1], r[:, 1:, 0], r[:, 1:, 1])
-    m = []  # m[a][e]: (B,th,tw,C_out), position (a, e) of the transformed tiles times u[a, e]
-    for a, row in enumerate(rows):
-        cols = _input_transform(row[:, :, :tw, 0], row[:, :, :tw, 1], row[:, :, 1:, 0], row[:, :, 1:, 1])
-        # One 2-D product per position: XLA's CPU runs these faster than one batched product.
-        m.append([(v.reshape(-1, c) @ u[a, e]).reshape(b, th, tw, c_out) for e, v in enumerate(cols)])
-    # A^T m A: along a first (rows[e][i]: output row i of column position e), then along e.
-    rows = [_output_transform(*(m[a][e] for a in range(4))) for e in range(4)]
-    y = jnp.stack([jnp.stack(_output_transform(*(rows[e][i] for e in range(4))), axis=3) for i in range(2)], axis=2)
-    return y.reshape(b, 2 * th, 2 * tw, c_out)[:, :h, :wd]
+    v = _winograd_inputs(r, th, tw)
+    dy = jnp.pad(dy, ((0, 0), (0, 2 * th + 2 - hp), (0, 2 * tw + 2 - wp), (0, 0)))
+    dy4 = dy.reshape(b, th, 2, tw, 2, c_out).transpose(2, 4, 0, 1, 3, 5).reshape(4, -1)
+    dm = (_output_matrix(dy.dtype).T @ dy4).reshape(4, 4, -1, c_out)
+    du = jnp.stack([jnp.stack([v[a][e].T @ dm[a, e] for e in range(4)]) for a in range(4)])
+    g = jnp.asarray(_G, w.dtype)
+    dw = jnp.einsum("ai,abcd,bj->ijcd", g, du, g)
+    dv = [[(dm[a, e] @ u[a, e].T).reshape(b, th, tw, c) for e in range(4)] for a in range(4)]
+    rows = [_input_transform_adjoint(*(dv[a][e] for a in range(4))) for e in range(4)]  # rows[e][i]
+    dd = [_input_transform_adjoint(*(rows[e][i] for e in range(4))) for i in range(4)]  # dd[i][j]
+    # Parity plane (pi, pj) of the padded input: pixel (2t + pi, 2s + pj) is element (pi, pj) of
+    # tile (t, s), element (pi + 2, pj) of tile (t − 1, s), and so on.
+    shift = lambda a, ki, kj: jnp.pad(a, ((0, 0), (ki, 1 - ki), (kj, 1 - kj), (0, 0)))  # noqa: E731
+    planes = [
+        [sum(shift(dd[pi + 2 * ki][pj + 2 * kj], ki, kj) for ki in range(2) for kj in range(2)) for pj in range(2)]
+        for pi in range(2)
+    ]
+    dxp = jnp.stack([jnp.stack(planes[pi], axis=3) for pi in range(2)], axis=2)  # (B, th+1, 2, tw+1, 2, C)
+    dxp = dxp.reshape(b, 2 * th + 2, 2 * tw + 2, c)[:, :hp, :wp]
+    return dxp.astype(xp.dtype), dw.astype(w.dtype)
+
+
+_winograd_padded.defvjp(_winograd_fwd_padded, _winograd_bwd_padded)
 
 
 def conv3x3_winograd(x: jax.Array, w: jax.Array, padding: str = "reflect") -> jax.Array:
@@ -194,7 +254,7 @@ def _conv3x3_cpu_winograd(x: jax.Array, w: jax.Array, padding: str) -> jax.Array
 
 
 def _winograd_fwd(x, w, padding):
-    # Differentiated (training): Winograd, whose gradients JAX derives; its VJP is the residual.
+    # Differentiated (training): Winograd and its own VJP, kept as the residual.
     return jax.vjp(lambda x, w: conv3x3_winograd(x, w, padding), x, w)
 
 

@@ -39,10 +39,28 @@ def gram(features: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """
     f = features.reshape(*features.shape[:-3], -1, features.shape[-1])
     if mask is None:
-        return jnp.einsum("...nc,...nd->...cd", f, f) / f.shape[-2]
+        return _gram(f)
     m = mask.reshape(*mask.shape[:-2], -1)
     total = jnp.maximum(m.sum(-1), 1e-8)[..., None, None]
     return jnp.einsum("...nc,...n,...nd->...cd", f, m, f) / total
+
+
+@jax.custom_vjp
+def _gram(f: jax.Array) -> jax.Array:
+    """``FᵀF / n`` of ``(…, n, c)``. Its VJP is one product, ``F (dG + dGᵀ) / n``, where JAX's own
+    differentiates each factor apart: two ``(n × c)·(c × c)`` products, then their sum."""
+    return jnp.einsum("...nc,...nd->...cd", f, f) / f.shape[-2]
+
+
+def _gram_fwd(f):
+    return _gram(f), f
+
+
+def _gram_bwd(f, dg):
+    return (jnp.einsum("...nc,...cd->...nd", f, dg + jnp.swapaxes(dg, -1, -2)) / f.shape[-2],)
+
+
+_gram.defvjp(_gram_fwd, _gram_bwd)
 
 
 @jax.jit

@@ -1,5 +1,5 @@
-"""``conv3x3`` (the CPU lowerings: SAME-then-crop with its custom VJP, Winograd, and products then
-shifted sums for a thin output) and ``conv3x3_sum`` against PyTorch's conv2d and XLA's own conv."""
+"""``conv3x3`` (the CPU lowerings: SAME-then-crop with its custom VJP, Winograd with its own, and
+products then shifted sums for a thin output or a thin input's gradient) and ``conv3x3_sum`` against PyTorch's conv2d and XLA's own conv."""
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,9 @@ WINOGRAD = [(2, 23, 25, WINOGRAD_MIN, WINOGRAD_MIN + 1), (1, 63, 64, WINOGRAD_MI
 assert 2 * 12 * 13 >= WINOGRAD_MIN_TILES and 32 * 32 >= 4 * WINOGRAD_MIN_TILES
 # A thin output from many channels: products, then the sum of nine shifted slices.
 PRODUCT = [(2, 9, 7, THIN_PRODUCT_MIN, 3)]
-SHAPES = DIRECT + WINOGRAD + PRODUCT
+# A thin input into many channels (VGG's conv1_1): direct, its input gradient by products.
+THIN_INPUT = [(2, 7, 10, 3, THIN_PRODUCT_MIN)]
+SHAPES = DIRECT + WINOGRAD + PRODUCT + THIN_INPUT
 
 
 def _data(shape, seed=0):
@@ -80,7 +82,7 @@ def test_matches_lax_conv(shape, padding):
     ours = run(lambda x, k, b: conv3x3(x, k, b, padding))
     ref = run(lambda x, k, b: conv3x3_reference(x, k, padding) + b)
     forward = jax.jit(lambda x, k: conv3x3(x, k, padding=padding))(x, k)  # undifferentiated
-    if shape in DIRECT:
+    if shape in DIRECT + THIN_INPUT:
         np.testing.assert_array_equal(ours[0], ref[0])
         np.testing.assert_array_equal(forward + bias, ref[0])
     for a, b in zip((ours[0], forward + bias, *ours[1:]), (ref[0], ref[0], *ref[1:])):
@@ -120,7 +122,7 @@ def test_sum_of_convolutions(widths, padding):
         conv3x3_sum([xs[0], xs[1][:, :5]], ws[:2])
 
 
-@pytest.mark.parametrize("shape", [(1, 5, 6, 2, 9), WINOGRAD[0], PRODUCT[0]])
+@pytest.mark.parametrize("shape", [(1, 5, 6, 2, 9), WINOGRAD[0], PRODUCT[0], THIN_INPUT[0]])
 def test_second_order_and_bad_input(shape):
     x, k, _, _ = _data(shape)
     # A Hessian-vector product, reverse over reverse, goes through the custom VJPs' own derivatives.

@@ -60,6 +60,23 @@ def test_gram_and_alpha(vgg, images):
     np.testing.assert_allclose(fs.alpha(grams), expected, rtol=1e-4)
 
 
+def test_gram_vjp_is_the_product_rule():
+    """``gram``'s one-product VJP, ``F (dG + dGᵀ) / n``, against the float64 numpy product rule,
+    for a non-symmetric cotangent and a batch; then its own derivative (reverse over reverse)."""
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((2, 5, 6, 7)).astype(np.float32)
+    dg = rng.standard_normal((2, 7, 7)).astype(np.float32)
+    _, pull = jax.vjp(fs.gram, jnp.asarray(f))
+    (df,) = pull(jnp.asarray(dg))
+    f64 = f.reshape(2, 30, 7).astype(np.float64)
+    expected = (f64 @ dg + f64 @ dg.transpose(0, 2, 1)) / 30
+    np.testing.assert_allclose(np.asarray(df).reshape(2, 30, 7), expected, rtol=1e-5, atol=1e-6)
+    # d/dF of ‖∇_F <G, dG>‖², written out: ∇ = F S / n with S = dG + dGᵀ, so the gradient is 2 F S² / n².
+    s = dg + dg.transpose(0, 2, 1)
+    grad2 = jax.grad(lambda f: jnp.sum(jax.vjp(fs.gram, f)[1](jnp.asarray(dg))[0] ** 2))(jnp.asarray(f))
+    np.testing.assert_allclose(np.asarray(grad2).reshape(2, 30, 7), 2 * f64 @ (s @ s) / 900, rtol=1e-4, atol=1e-6)
+
+
 def test_batch_gives_per_image_losses(vgg, images):
     x_c, x_s, _ = images
     grams = fs.style_grams(vgg, x_s)
