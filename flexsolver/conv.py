@@ -14,11 +14,15 @@ Lowerings that compute the same function are chosen per platform when the progra
   transposed kernel (then the adjoint of the padding), and
   the weight gradient as nine ``(C_in × BHW)·(BHW × C_out)`` matrix products, one per tap
   (for fewer than :data:`THIN` output channels, XLA's own weight gradient, faster there).
-* **CPU, Winograd F(2×2,3×3)** (:func:`conv3x3_winograd`), where it is the faster one
-  (:func:`_winograd_pays`: enough channels and tiles): 2.25× fewer multiplications, as 16
-  matrix products on transformed 4×4 tiles. Under differentiation its gradients (JAX's own, on
-  the same tiles) replace the direct ones; undifferentiated, it is used only where its forward
-  pass alone wins (wide inputs), through a custom VJP that picks the forward per case.
+* **CPU, Winograd F(m×m,3×3)** (:func:`conv3x3_winograd`), where it is the faster one
+  (:func:`_winograd_pays`: enough channels and tiles): (m+2)² matrix products on transformed
+  (m+2)×(m+2) tiles, 2.25× (m = 2) or 4× (m = 4) fewer multiplications, the output transform one
+  product with a constant ``(m², (m+2)²)`` matrix. Its custom VJP is F(2×2,3×3) whatever ``m``
+  the forward pass used: 16 products for the kernel's gradient, 16 for the input's, whose
+  transform's adjoint is assembled phase plane by phase plane. Under differentiation it replaces
+  the direct lowering, with m = 4 on many tiles (:data:`WINOGRAD4_MIN_TILES`); undifferentiated,
+  it is used only where its forward pass alone wins (wide inputs, m = 2), through a custom VJP
+  that picks the forward per case.
 * **CPU, thin output** (fewer than :data:`THIN` output channels from at least
   :data:`THIN_PRODUCT_MIN` input channels; :func:`conv3x3_sum` for several inputs, as in the
   solver's last convolution to RGB): 1×1 products giving every tap's contribution, padded, then
@@ -43,6 +47,7 @@ THIN = 8  # below this many output channels the CPU weight gradient uses XLA's o
 WINOGRAD_MIN = 16  # channels (input and output) from which CPU convolutions use Winograd
 WINOGRAD_MIN_TILES = 256  # ... on at least this many 2×2 output tiles (B·⌈H/2⌉·⌈W/2⌉)
 WINOGRAD_MIN_FORWARD = 256  # input channels from which Winograd also wins without gradients
+WINOGRAD4_MIN_TILES = 1024  # 4×4 output tiles from which the differentiated forward uses F(4×4,3×3)
 THIN_PRODUCT_MIN = 64  # input channels from which a thin output uses products, then shifted sums
 
 
@@ -119,116 +124,149 @@ def _cpu_bwd(padding, residuals, dy):
 
 _conv3x3_cpu.defvjp(_cpu_fwd, _cpu_bwd)
 
-# Winograd F(2×2, 3×3) (Lavin & Gray, 2016): each 2×2 output tile is A^T [(G w G^T) ⊙ (B^T d B)] A
-# for the 4×4 input tile d around it, so the 9 multiply-adds per output pixel and channel pair
-# become 16 per 4 pixels: 2.25× fewer. The ⊙ over channels is 16 matrix products, one per
-# position of the 4×4 transformed tile.
-_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
-_AT = ((1.0, 1.0, 1.0, 0.0), (0.0, 1.0, -1.0, -1.0))
+# Winograd F(m×m, 3×3) (Lavin & Gray, 2016): each m×m output tile is A^T [(G w G^T) ⊙ (B^T d B)] A
+# for the (m+2)×(m+2) input tile d around it, so the 9 multiply-adds per output pixel and channel
+# pair become (m+2)² per m² pixels: 2.25× fewer for m = 2, 4× fewer for m = 4. The ⊙ over
+# channels is (m+2)² matrix products, one per position of the transformed tile.
+_WINOGRAD = {  # m: (B^T, G, A^T)
+    2: (
+        ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+        ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1)),
+        ((1, 1, 1, 0), (0, 1, -1, -1)),
+    ),
+    4: (
+        ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0),
+         (0, 4, 0, -5, 0, 1)),
+        ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6),
+         (0, 0, 1)),
+        ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
+    ),
+}
 
 
-def winograd_kernel(w: jax.Array) -> jax.Array:
-    """``G w G^T``: ``(3,3,C_in,C_out)`` → ``(4,4,C_in,C_out)``."""
-    g = jnp.asarray(_G, w.dtype)
+def winograd_kernel(w: jax.Array, m: int = 2) -> jax.Array:
+    """``G w G^T``: ``(3,3,C_in,C_out)`` → ``(m+2,m+2,C_in,C_out)``."""
+    g = jnp.asarray(_WINOGRAD[m][1], w.dtype)
     return jnp.einsum("ai,ijcd,bj->abcd", g, w, g)
 
 
-def _input_transform(d0, d1, d2, d3):
-    """One axis of ``B^T d B``, ``B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]``."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+def _combine(coefficients: Sequence[float], terms: Sequence[jax.Array]) -> jax.Array:
+    """``Σ_i c_i · t_i`` over the non-zero constants (``±1`` without a multiplication)."""
+    out = None
+    for c, t in zip(coefficients, terms):
+        if c == 0:
+            continue
+        t = t if c == 1 else -t if c == -1 else c * t
+        out = t if out is None else out + t
+    return out
 
 
-def _winograd_tiles(xp: jax.Array) -> tuple[jax.Array, int, int]:
-    """A padded ``(B,H+2,W+2,C)`` input, zero-extended to whole tiles and viewed as
-    ``(B, th+1, 2, tw+1, 2, C)``: tile row ``i`` of tile ``t`` is input row ``2t + i``."""
+def _tiles(h: int, w: int, m: int) -> tuple[int, int]:
+    return -(-h // m), -(-w // m)
+
+
+def _winograd_inputs(xp: jax.Array, m: int) -> list[list[jax.Array]]:
+    """``B^T d B`` of every tile of a padded input ``(B,H+2,W+2,C)``, zero-extended to whole
+    tiles: ``v[a][e]`` ``(B·th·tw, C)``, one per transformed position (tile ``(t, s)`` starts at
+    pixel ``(m·t, m·s)``)."""
+    bt = _WINOGRAD[m][0]
     b, hp, wp, c = xp.shape
-    th, tw = (hp - 1) // 2, (wp - 1) // 2  # tiles; odd sizes get one zero row/column, cropped
-    xp = jnp.pad(xp, ((0, 0), (0, 2 * th + 2 - hp), (0, 2 * tw + 2 - wp), (0, 0)))
-    return xp.reshape(b, th + 1, 2, tw + 1, 2, c), th, tw
-
-
-def _winograd_inputs(r: jax.Array, th: int, tw: int) -> list[list[jax.Array]]:
-    """``B^T d B`` of every 4×4 tile: ``v[a][e]`` ``(B·th·tw, C)``, one per transformed position."""
-    c = r.shape[-1]
-    rows = _input_transform(r[:, :th, 0], r[:, :th, 1], r[:, 1:, 0], r[:, 1:, 1])
+    th, tw = _tiles(hp - 2, wp - 2, m)
+    xp = jnp.pad(xp, ((0, 0), (0, m * (th + 1) - hp), (0, m * (tw + 1) - wp), (0, 0)))
+    r = xp.reshape(b, th + 1, m, tw + 1, m, c)  # pixel row m·t + i is r[:, t, i]
+    # Row i < m + 2 of tile t is pixel row m·t + i: r[:, t, i], or r[:, t + 1, i − m] past m.
+    rows = [r[:, :th, i] if i < m else r[:, 1:, i - m] for i in range(m + 2)]
+    rows = [_combine(bt[a], rows) for a in range(m + 2)]
     return [
-        [v.reshape(-1, c) for v in _input_transform(row[:, :, :tw, 0], row[:, :, :tw, 1], row[:, :, 1:, 0], row[:, :, 1:, 1])]
+        [
+            _combine(bt[e], [row[:, :, :tw, j] if j < m else row[:, :, 1:, j - m] for j in range(m + 2)]).reshape(-1, c)
+            for e in range(m + 2)
+        ]
         for row in rows
     ]
 
 
-def _output_matrix(dtype) -> jax.Array:
-    """``A^T ⊗ A^T`` as a ``(4, 16)`` matrix: output pixel ``(i, j)`` of a tile from its 16 products."""
-    at = jnp.asarray(_AT, dtype)
-    return jnp.einsum("ia,je->ijae", at, at).reshape(4, 16)
+def _output_matrix(m: int, dtype) -> jax.Array:
+    """``A^T ⊗ A^T`` as an ``(m², (m+2)²)`` matrix: a tile's output pixel ``(i, j)`` from its products."""
+    at = jnp.asarray(_WINOGRAD[m][2], dtype)
+    return jnp.einsum("ia,je->ijae", at, at).reshape(m * m, (m + 2) ** 2)
 
 
-@jax.custom_vjp
-def _winograd_padded(xp: jax.Array, w: jax.Array) -> jax.Array:
-    """VALID 3×3 correlation of a padded ``(B,H+2,W+2,C_in)`` input, by Winograd F(2×2,3×3).
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _winograd_padded(xp: jax.Array, w: jax.Array, m: int) -> jax.Array:
+    """VALID 3×3 correlation of a padded ``(B,H+2,W+2,C_in)`` input, by Winograd F(m×m,3×3).
 
-    The 16 per-position products ``M_p = V_p U_p``, then the output transform as one product with
-    ``A^T ⊗ A^T`` (so that XLA materialises its input once, instead of recomputing the producer in
-    each of 16 consumers). Its VJP (:func:`_winograd_bwd_padded`) is Winograd too.
+    The ``(m+2)²`` per-position products ``M_p = V_p U_p``, then the output transform as one
+    product with ``A^T ⊗ A^T`` (so that XLA materialises its input once, instead of recomputing
+    the producer in each consumer). Its VJP (:func:`_winograd_bwd_padded`) is Winograd too.
     """
     b, hp, wp, _ = xp.shape
-    r, th, tw = _winograd_tiles(xp)
-    u = winograd_kernel(w)
-    v = _winograd_inputs(r, th, tw)
+    th, tw = _tiles(hp - 2, wp - 2, m)
+    u = winograd_kernel(w, m)
+    v = _winograd_inputs(xp, m)
     # One 2-D product per position: XLA's CPU runs these faster than one batched product.
-    m = jnp.stack([v[a][e] @ u[a, e] for a in range(4) for e in range(4)])
+    prods = jnp.stack([v[a][e] @ u[a, e] for a in range(m + 2) for e in range(m + 2)])
     c_out = u.shape[-1]
-    y4 = (_output_matrix(xp.dtype) @ m.reshape(16, -1)).reshape(2, 2, b, th, tw, c_out)
-    return y4.transpose(2, 3, 0, 4, 1, 5).reshape(b, 2 * th, 2 * tw, c_out)[:, : hp - 2, : wp - 2]
+    y = (_output_matrix(m, xp.dtype) @ prods.reshape((m + 2) ** 2, -1)).reshape(m, m, b, th, tw, c_out)
+    return y.transpose(2, 3, 0, 4, 1, 5).reshape(b, m * th, m * tw, c_out)[:, : hp - 2, : wp - 2]
 
 
-def _winograd_fwd_padded(xp, w):
-    return _winograd_padded(xp, w), (xp, w)
+def _winograd_fwd_padded(xp, w, m):
+    return _winograd_padded(xp, w, m), (xp, w)
 
 
-def _input_transform_adjoint(dv0, dv1, dv2, dv3):
-    """The adjoint of :func:`_input_transform` (``B`` instead of ``B^T``)."""
-    return dv0, dv1 - dv2 + dv3, dv1 + dv2 - dv0, -dv3
-
-
-def _winograd_bwd_padded(residuals, dy):
-    """``dU_p = V_pᵀ dM_p`` then ``dW = Gᵀ dU G``; ``dV_p = dM_p U_pᵀ``, then the input transform's
-    adjoint, assembled as the four parity planes of the padded input (each pixel of a parity plane
-    gets one value from each of the ≤ 4 tiles covering it), not as 16 zero-padded full-size maps."""
+def _winograd_bwd_padded(_, residuals, dy):
+    """By F(2×2,3×3), ``m = 2``: ``dU_p = V_pᵀ dM_p`` then ``dW = Gᵀ dU G``; ``dV_p = dM_p U_pᵀ``, then
+    the input transform's adjoint, assembled as the ``m²`` phase planes of the padded input (pixel ``(m·t + i, m·s + j)``,
+    ``i, j < m``, gets element ``(i, j)`` of tile ``(t, s)`` and, for ``i < 2`` or ``j < 2``, the
+    overlapping elements ``i + m`` / ``j + m`` of the tiles before), not as zero-padded full-size maps."""
     xp, w = residuals
+    # Always F(2×2,3×3), whatever tiles the forward pass used (the gradient of a convolution does
+    # not depend on how it was computed): with 6×6 tiles every element of the adjoint would
+    # combine up to 100 products' values, and the step measured slower (DESIGN.md).
+    m = 2
+    bt = _WINOGRAD[m][0]
+    a = m + 2
     b, hp, wp, c = xp.shape
-    r, th, tw = _winograd_tiles(xp)
-    u = winograd_kernel(w)
+    th, tw = _tiles(hp - 2, wp - 2, m)
+    u = winograd_kernel(w, m)
     c_out = u.shape[-1]
-    v = _winograd_inputs(r, th, tw)
-    dy = jnp.pad(dy, ((0, 0), (0, 2 * th + 2 - hp), (0, 2 * tw + 2 - wp), (0, 0)))
-    dy4 = dy.reshape(b, th, 2, tw, 2, c_out).transpose(2, 4, 0, 1, 3, 5).reshape(4, -1)
-    dm = (_output_matrix(dy.dtype).T @ dy4).reshape(4, 4, -1, c_out)
-    du = jnp.stack([jnp.stack([v[a][e].T @ dm[a, e] for e in range(4)]) for a in range(4)])
-    g = jnp.asarray(_G, w.dtype)
+    v = _winograd_inputs(xp, m)
+    dy = jnp.pad(dy, ((0, 0), (0, m * th + 2 - hp), (0, m * tw + 2 - wp), (0, 0)))
+    dy = dy.reshape(b, th, m, tw, m, c_out).transpose(2, 4, 0, 1, 3, 5).reshape(m * m, -1)
+    dm = (_output_matrix(m, dy.dtype).T @ dy).reshape(a, a, -1, c_out)
+    du = jnp.stack([jnp.stack([v[p][q].T @ dm[p, q] for q in range(a)]) for p in range(a)])
+    g = jnp.asarray(_WINOGRAD[m][1], w.dtype)
     dw = jnp.einsum("ai,abcd,bj->ijcd", g, du, g)
-    dv = [[(dm[a, e] @ u[a, e].T).reshape(b, th, tw, c) for e in range(4)] for a in range(4)]
-    rows = [_input_transform_adjoint(*(dv[a][e] for a in range(4))) for e in range(4)]  # rows[e][i]
-    dd = [_input_transform_adjoint(*(rows[e][i] for e in range(4))) for i in range(4)]  # dd[i][j]
-    # Parity plane (pi, pj) of the padded input: pixel (2t + pi, 2s + pj) is element (pi, pj) of
-    # tile (t, s), element (pi + 2, pj) of tile (t − 1, s), and so on.
-    shift = lambda a, ki, kj: jnp.pad(a, ((0, 0), (ki, 1 - ki), (kj, 1 - kj), (0, 0)))  # noqa: E731
-    planes = [
-        [sum(shift(dd[pi + 2 * ki][pj + 2 * kj], ki, kj) for ki in range(2) for kj in range(2)) for pj in range(2)]
-        for pi in range(2)
+    dv = [[(dm[p, q] @ u[p, q].T).reshape(b, th, tw, c) for q in range(a)] for p in range(a)]
+    # The input transform's adjoint (B instead of B^T) along both axes: dd[i][j], tile element (i, j).
+    col = lambda i: [bt[p][i] for p in range(a)]  # noqa: E731
+    rows = [[_combine(col(i), [dv[p][q] for p in range(a)]) for q in range(a)] for i in range(a)]
+    dd = [[_combine(col(j), rows[i]) for j in range(a)] for i in range(a)]
+    # Phase (i, j) over (th+1) × (tw+1) positions: element (i, j) of tile (t, s) plus, where the
+    # tiles overlap, element (i + m, j) of tile (t − 1, s), (i, j + m) of (t, s − 1) and so on.
+    shift = lambda x, ki, kj: jnp.pad(x, ((0, 0), (ki, 1 - ki), (kj, 1 - kj), (0, 0)))  # noqa: E731
+    phases = [
+        [
+            sum(shift(dd[i + m * ki][j + m * kj], ki, kj) for ki in range(1 + (i < 2)) for kj in range(1 + (j < 2)))
+            for j in range(m)
+        ]
+        for i in range(m)
     ]
-    dxp = jnp.stack([jnp.stack(planes[pi], axis=3) for pi in range(2)], axis=2)  # (B, th+1, 2, tw+1, 2, C)
-    dxp = dxp.reshape(b, 2 * th + 2, 2 * tw + 2, c)[:, :hp, :wp]
+    dxp = jnp.stack([jnp.stack(phases[i], axis=3) for i in range(m)], axis=2)  # (B, th+1, m, tw+1, m, C)
+    dxp = dxp.reshape(b, m * (th + 1), m * (tw + 1), c)[:, :hp, :wp]
     return dxp.astype(xp.dtype), dw.astype(w.dtype)
 
 
 _winograd_padded.defvjp(_winograd_fwd_padded, _winograd_bwd_padded)
 
 
-def conv3x3_winograd(x: jax.Array, w: jax.Array, padding: str = "reflect") -> jax.Array:
-    """:func:`conv3x3` (no bias) by Winograd F(2×2,3×3), on any platform; differentiable."""
+def conv3x3_winograd(x: jax.Array, w: jax.Array, padding: str = "reflect", m: int = 2) -> jax.Array:
+    """:func:`conv3x3` (no bias) by Winograd F(m×m,3×3), ``m`` 2 or 4, on any platform; differentiable."""
     _check(x, w, padding)
-    return _winograd_padded(_pad1(x, padding), w)
+    if m not in _WINOGRAD:
+        raise ValueError(f"Winograd tiles m must be one of {tuple(_WINOGRAD)}, got {m}")
+    return _winograd_padded(_pad1(x, padding), w, m)
 
 
 def _winograd_pays(x: jax.Array, w: jax.Array, forward_only: bool) -> bool:
@@ -253,9 +291,18 @@ def _conv3x3_cpu_winograd(x: jax.Array, w: jax.Array, padding: str) -> jax.Array
     return _conv3x3_cpu(x, w, padding)
 
 
+def _winograd_tile_size(x: jax.Array) -> int:
+    """``m`` of F(m×m,3×3) under differentiation: 4 on at least :data:`WINOGRAD4_MIN_TILES` 4×4
+    tiles (fewer products, smaller transformed tiles), else 2."""
+    b, h, wd, _ = x.shape
+    th, tw = _tiles(h, wd, 4)
+    return 4 if b * th * tw >= WINOGRAD4_MIN_TILES else 2
+
+
 def _winograd_fwd(x, w, padding):
     # Differentiated (training): Winograd and its own VJP, kept as the residual.
-    return jax.vjp(lambda x, w: conv3x3_winograd(x, w, padding), x, w)
+    m = _winograd_tile_size(x)
+    return jax.vjp(lambda x, w: conv3x3_winograd(x, w, padding, m), x, w)
 
 
 def _winograd_bwd(padding, vjp, dy):
