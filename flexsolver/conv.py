@@ -17,9 +17,9 @@ Lowerings that compute the same function are chosen per platform when the progra
 * **CPU, Winograd F(m×m,3×3)** (:func:`conv3x3_winograd`), where it is the faster one
   (:func:`_winograd_pays`: enough channels and tiles): (m+2)² matrix products on transformed
   (m+2)×(m+2) tiles, 2.25× (m = 2) or 4× (m = 4) fewer multiplications, the output transform one
-  product with a constant ``(m², (m+2)²)`` matrix. Its custom VJP is F(2×2,3×3) whatever ``m``
-  the forward pass used: 16 products for the kernel's gradient, 16 for the input's, whose
-  transform's adjoint is assembled phase plane by phase plane. Under differentiation it replaces
+  product with a constant ``(m², (m+2)²)`` matrix. Its custom VJP is Winograd on the same tiles:
+  (m+2)² products for the kernel's gradient and (m+2)² for the input's, whose transform's
+  adjoint is assembled phase plane by phase plane. Under differentiation it replaces
   the direct lowering, with m = 4 on many tiles (:data:`WINOGRAD4_MIN_TILES`); undifferentiated,
   it is used only where its forward pass alone wins (wide inputs, m = 2), through a custom VJP
   that picks the forward per case.
@@ -215,16 +215,12 @@ def _winograd_fwd_padded(xp, w, m):
     return _winograd_padded(xp, w, m), (xp, w)
 
 
-def _winograd_bwd_padded(_, residuals, dy):
-    """By F(2×2,3×3), ``m = 2``: ``dU_p = V_pᵀ dM_p`` then ``dW = Gᵀ dU G``; ``dV_p = dM_p U_pᵀ``, then
-    the input transform's adjoint, assembled as the ``m²`` phase planes of the padded input (pixel ``(m·t + i, m·s + j)``,
+def _winograd_bwd_padded(m, residuals, dy):
+    """``dU_p = V_pᵀ dM_p`` then ``dW = Gᵀ dU G``; ``dV_p = dM_p U_pᵀ``, then the input transform's
+    adjoint, assembled as the ``m²`` phase planes of the padded input (pixel ``(m·t + i, m·s + j)``,
     ``i, j < m``, gets element ``(i, j)`` of tile ``(t, s)`` and, for ``i < 2`` or ``j < 2``, the
     overlapping elements ``i + m`` / ``j + m`` of the tiles before), not as zero-padded full-size maps."""
     xp, w = residuals
-    # Always F(2×2,3×3), whatever tiles the forward pass used (the gradient of a convolution does
-    # not depend on how it was computed): with 6×6 tiles every element of the adjoint would
-    # combine up to 100 products' values, and the step measured slower (DESIGN.md).
-    m = 2
     bt = _WINOGRAD[m][0]
     a = m + 2
     b, hp, wp, c = xp.shape
@@ -238,11 +234,18 @@ def _winograd_bwd_padded(_, residuals, dy):
     du = jnp.stack([jnp.stack([v[p][q].T @ dm[p, q] for q in range(a)]) for p in range(a)])
     g = jnp.asarray(_WINOGRAD[m][1], w.dtype)
     dw = jnp.einsum("ai,abcd,bj->ijcd", g, du, g)
-    dv = [[(dm[p, q] @ u[p, q].T).reshape(b, th, tw, c) for q in range(a)] for p in range(a)]
     # The input transform's adjoint (B instead of B^T) along both axes: dd[i][j], tile element (i, j).
     col = lambda i: [bt[p][i] for p in range(a)]  # noqa: E731
-    rows = [[_combine(col(i), [dv[p][q] for p in range(a)]) for q in range(a)] for i in range(a)]
-    dd = [[_combine(col(j), rows[i]) for j in range(a)] for i in range(a)]
+    if m == 4:
+        # Along the first axis as one product with B^T's transpose, so that XLA materialises it:
+        # fused into the second, each element would recompute up to 25 of the 36 products' values.
+        dvs = jnp.stack([dm[p, q] @ u[p, q].T for p in range(a) for q in range(a)]).reshape(a, -1)
+        rows = (jnp.asarray(bt, dvs.dtype).T @ dvs).reshape(a, a, b, th, tw, c)
+        dd = [[_combine(col(j), [rows[i, q] for q in range(a)]) for j in range(a)] for i in range(a)]
+    else:
+        dv = [[(dm[p, q] @ u[p, q].T).reshape(b, th, tw, c) for q in range(a)] for p in range(a)]
+        rows = [[_combine(col(i), [dv[p][q] for p in range(a)]) for q in range(a)] for i in range(a)]
+        dd = [[_combine(col(j), rows[i]) for j in range(a)] for i in range(a)]
     # Phase (i, j) over (th+1) × (tw+1) positions: element (i, j) of tile (t, s) plus, where the
     # tiles overlap, element (i + m, j) of tile (t − 1, s), (i, j + m) of (t, s − 1) and so on.
     shift = lambda x, ki, kj: jnp.pad(x, ((0, 0), (ki, 1 - ki), (kj, 1 - kj), (0, 0)))  # noqa: E731
