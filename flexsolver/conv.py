@@ -47,7 +47,7 @@ THIN = 8  # below this many output channels the CPU weight gradient uses XLA's o
 WINOGRAD_MIN = 16  # channels (input and output) from which CPU convolutions use Winograd
 WINOGRAD_MIN_TILES = 256  # ... on at least this many 2×2 output tiles (B·⌈H/2⌉·⌈W/2⌉)
 WINOGRAD_MIN_FORWARD = 256  # input channels from which Winograd also wins without gradients
-WINOGRAD4_MIN_TILES = 1024  # 4×4 output tiles from which the differentiated forward uses F(4×4,3×3)
+WINOGRAD4_MIN_TILES = 256  # 4×4 output tiles from which the differentiated forward uses F(4×4,3×3)
 THIN_PRODUCT_MIN = 64  # input channels from which a thin output uses products, then shifted sums
 
 

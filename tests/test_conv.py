@@ -24,14 +24,15 @@ from flexsolver.conv import (
 DIRECT = [(2, 7, 9, 3, 5), (1, 2, 3, 4, 1), (3, 16, 11, 6, THIN + 3), (1, 13, 13, 32, 3)]
 # Winograd with its gradients (odd sides: a zero row and column of tiles), and Winograd without
 # gradients too (C_in ≥ WINOGRAD_MIN_FORWARD on 4·WINOGRAD_MIN_TILES tiles).
-# F(4×4,3×3) under differentiation too (at least WINOGRAD4_MIN_TILES 4×4 tiles, odd sides).
+# Under differentiation the first uses F(2×2,3×3), the others F(4×4,3×3) (at least
+# WINOGRAD4_MIN_TILES 4×4 tiles; odd sides, not multiples of 4).
 WINOGRAD = [
     (2, 23, 25, WINOGRAD_MIN, WINOGRAD_MIN + 1),
     (1, 63, 64, WINOGRAD_MIN_FORWARD, WINOGRAD_MIN),
     (4, 63, 61, WINOGRAD_MIN, WINOGRAD_MIN),
 ]
 assert 2 * 12 * 13 >= WINOGRAD_MIN_TILES and 32 * 32 >= 4 * WINOGRAD_MIN_TILES
-assert 2 * 6 * 7 < WINOGRAD4_MIN_TILES <= 4 * 16 * 16
+assert 2 * 6 * 7 < WINOGRAD4_MIN_TILES <= 16 * 16
 # A thin output from many channels: products, then the sum of nine shifted slices.
 PRODUCT = [(2, 9, 7, THIN_PRODUCT_MIN, 3)]
 # A thin input into many channels (VGG's conv1_1): direct, its input gradient by products.
@@ -74,9 +75,11 @@ def test_matches_torch_values_and_gradients(shape, padding):
         kt.grad.numpy().transpose(2, 3, 1, 0),
         bt.grad.numpy(),
     ]
+    # F(4×4,3×3) (WINOGRAD[1:] under differentiation) rounds ~5× more than float32's direct sums.
+    tol = 3e-5 if shape in WINOGRAD[1:] else 1e-5
     for name, a, b in zip(("y", "dx", "dw", "db"), ours, theirs):
         scale = np.abs(b).max()
-        assert np.abs(np.asarray(a) - b).max() <= 1e-5 * scale, name
+        assert np.abs(np.asarray(a) - b).max() <= tol * scale, name
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zero"])
@@ -93,7 +96,7 @@ def test_matches_lax_conv(shape, padding):
         np.testing.assert_array_equal(ours[0], ref[0])
         np.testing.assert_array_equal(forward + bias, ref[0])
     # F(4×4,3×3)'s transforms have larger constants (up to 8): float32 rounding is ~5× larger.
-    tol = 1e-5 if shape == WINOGRAD[2] else 2e-6
+    tol = 1e-5 if shape in WINOGRAD[1:] else 2e-6
     for a, b in zip((ours[0], forward + bias, *ours[1:]), (ref[0], ref[0], *ref[1:])):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol * float(jnp.abs(b).max()))
 
