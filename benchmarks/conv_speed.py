@@ -10,13 +10,14 @@ Shapes are those of a training step (N=4, L=32, 128 px, batch 4): VGG-19 on the 
   (what the project did before; ``conv.conv3x3_reference``);
 * **SAME+crop**: the direct CPU lowering alone (SAME-then-crop forward, custom VJP), what
   ``conv3x3`` did before Winograd;
-* **ours**: ``conv.conv3x3`` (on CPU: Winograd F(2×2,3×3) where it pays, else SAME+crop);
+* **ours**: ``conv.conv3x3`` (on CPU: Winograd where it pays, F(4×4,3×3) with gradients on many
+  tiles, else F(2×2,3×3); a thin output by products then shifted sums; else SAME+crop);
 * **torch**: ``torch.nn.functional.conv2d`` on a reflect-padded NCHW tensor, the original
   implementations' form (skipped when torch is not installed).
 
 Times are medians of ``--repeats`` calls after one compiling call; GFLOP/s counts
 the direct method's ``2·9·B·H·W·C_in·C_out`` per pass, ×3 for forward+backward (the input and
-the weight gradients); Winograd does 2.25× fewer multiplications for the same result.
+the weight gradients); Winograd does 2.25× (F(2×2)) or 4× (F(4×4)) fewer multiplications.
 """
 
 from __future__ import annotations
