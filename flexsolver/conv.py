@@ -97,8 +97,11 @@ def _cpu_bwd(padding, residuals, dy):
     x, w = residuals
     _, h, wd, _ = x.shape
     w_t = jnp.flip(w, (0, 1)).swapaxes(2, 3)  # (3,3,C_out,C_in): the adjoint's kernel
-    # A thin input (VGG's RGB conv1_1) has a thin adjoint: products, then shifted sums.
-    same = (lambda a: _thin_sum((a,), (w_t,), "zero")) if _thin_pays(*w_t.shape[2:]) else (lambda a: _conv_same(a, w_t))  # noqa: E731
+
+    def same(a):  # SAME correlation with the adjoint's kernel; a thin input (VGG's RGB conv1_1)
+        # has a thin adjoint, computed as products, then shifted sums.
+        return _thin_sum((a,), (w_t,), "zero") if _thin_pays(*w_t.shape[2:]) else _conv_same(a, w_t)
+
     if padding == "zero":
         dx = same(dy)
     else:
@@ -137,8 +140,8 @@ _WINOGRAD = {  # m: (B^T, G, A^T)
     4: (
         ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0),
          (0, 4, 0, -5, 0, 1)),
-        ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6),
-         (0, 0, 1)),
+        ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
+         (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
         ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
     ),
 }
@@ -179,7 +182,8 @@ def _winograd_inputs(xp: jax.Array, m: int) -> list[list[jax.Array]]:
     rows = [_combine(bt[a], rows) for a in range(m + 2)]
     return [
         [
-            _combine(bt[e], [row[:, :, :tw, j] if j < m else row[:, :, 1:, j - m] for j in range(m + 2)]).reshape(-1, c)
+            _combine(bt[e], [row[:, :, :tw, j] if j < m else row[:, :, 1:, j - m] for j in range(m + 2)])
+            .reshape(-1, c)
             for e in range(m + 2)
         ]
         for row in rows
@@ -237,7 +241,7 @@ def _winograd_bwd_padded(m, residuals, dy):
     # The input transform's adjoint (B instead of B^T) along both axes: dd[i][j], tile element (i, j).
     col = lambda i: [bt[p][i] for p in range(a)]  # noqa: E731
     if m == 4:
-        # Along the first axis as one product with B^T's transpose, so that XLA materialises it:
+        # The first axis as one product with B (B^T's transpose), so that XLA materialises it:
         # fused into the second, each element would recompute up to 25 of the 36 products' values.
         dvs = jnp.stack([dm[p, q] @ u[p, q].T for p in range(a) for q in range(a)]).reshape(a, -1)
         rows = (jnp.asarray(bt, dvs.dtype).T @ dvs).reshape(a, a, b, th, tw, c)

@@ -71,7 +71,8 @@ def test_gram_vjp_is_the_product_rule():
     f64 = f.reshape(2, 30, 7).astype(np.float64)
     expected = (f64 @ dg + f64 @ dg.transpose(0, 2, 1)) / 30
     np.testing.assert_allclose(np.asarray(df).reshape(2, 30, 7), expected, rtol=1e-5, atol=1e-6)
-    # d/dF of ‖∇_F <G, dG>‖², written out: ∇ = F S / n with S = dG + dGᵀ, so the gradient is 2 F S² / n².
+    # d/dF of ‖∇_F <G, dG>‖², written out: ∇ = F S / n with S = dG + dGᵀ, so the gradient is
+    # 2 F S² / n².
     s = dg + dg.transpose(0, 2, 1)
     grad2 = jax.grad(lambda f: jnp.sum(jax.vjp(fs.gram, f)[1](jnp.asarray(dg))[0] ** 2))(jnp.asarray(f))
     np.testing.assert_allclose(np.asarray(grad2).reshape(2, 30, 7), 2 * f64 @ (s @ s) / 900, rtol=1e-4, atol=1e-6)
