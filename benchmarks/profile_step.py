@@ -27,10 +27,8 @@ import glob
 import gzip
 import json
 import re
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,7 +39,7 @@ import jax.numpy as jnp  # noqa: E402
 from flexsolver.network import init_params  # noqa: E402
 from flexsolver.training import loss_fn  # noqa: E402
 from flexsolver.vgg import load_vgg19  # noqa: E402
-from timing import load_average  # noqa: E402
+from timing import load_average, timed  # noqa: E402
 from train_speed import synthetic_batch  # noqa: E402
 
 
@@ -98,13 +96,9 @@ def main(argv=None) -> None:
     params = init_params(jax.random.PRNGKey(0), args.n, args.l)
     step = jax.jit(lambda p, v, b: jax.value_and_grad(loss_fn, has_aux=True)(p, v, b, "heaviside"))
     compiled = step.lower(params, vgg, batch).compile()
-    times = []
-    for _ in range(1 + args.repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(params, vgg, batch))
-        times.append(time.perf_counter() - start)
+    (first,), median = timed(lambda: compiled(params, vgg, batch), args.repeats)
     print(f"value_and_grad of the step, N={args.n} L={args.l} {args.size} px batch {args.batch}: "
-          f"median {statistics.median(times[1:]):.3f} s of {args.repeats} (first call {times[0]:.2f} s)\n")
+          f"median {median:.3f} s of {args.repeats} (first call {first:.2f} s)\n")
 
     trace_dir = args.trace_dir or tempfile.mkdtemp(prefix="step_trace_")
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
